@@ -1,0 +1,3 @@
+from commons.cli import main
+
+main()

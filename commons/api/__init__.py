@@ -1,0 +1,1 @@
+"""JSON over HTTP: the Hugging Face-compatible surface (`hf/`) and git smart HTTP."""

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub HTTP API, one module per resource. See docs/hf-api.md."""

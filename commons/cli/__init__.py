@@ -1,0 +1,18 @@
+"""The `commons` command: one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from commons.cli import db, serve, tokens, users
+
+app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
+                  add_completion=False)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
+
+
+def main() -> None:
+    app()

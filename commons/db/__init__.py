@@ -1,0 +1,1 @@
+"""Tables, migrations and the session factory. The only room that defines tables."""

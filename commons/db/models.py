@@ -1,0 +1,177 @@
+"""Every table of Commons. Git holds repository history; these rows hold what git cannot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from commons.db.base import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True)
+    fullname: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, comment="Disabled users cannot sign in.")
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    __table_args__ = (CheckConstraint("role IN ('read', 'write')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="sha256 of the token; the token itself is never stored."
+    )
+    prefix: Mapped[str] = mapped_column(String(16), comment="First characters, to tell tokens apart in lists.")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Repo(Base):
+    __tablename__ = "repos"
+    __table_args__ = (
+        UniqueConstraint("type", "namespace", "name", name="uq_repos_type_namespace_name"),
+        CheckConstraint("type IN ('model', 'dataset', 'space')", name="type"),
+        CheckConstraint("gated IN ('none', 'auto', 'manual')", name="gated"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, comment="Random hex; names the git dir.")
+    type: Mapped[str] = mapped_column(String(16))
+    namespace: Mapped[str] = mapped_column(String(96), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    gated: Mapped[str] = mapped_column(String(8), default="none")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    head_sha: Mapped[str | None] = mapped_column(
+        String(40), nullable=True, comment="Head of main when the index columns below were computed."
+    )
+    card_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    library_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    pipeline_tag: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    next_discussion_num: Mapped[int] = mapped_column(Integer, default=1)
+
+    @property
+    def repo_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class LfsObject(Base):
+    """A verified large object in the blob store, addressed by sha256."""
+
+    __tablename__ = "lfs_objects"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    git_sha1: Mapped[str | None] = mapped_column(
+        String(40), nullable=True, comment="Git blob id of the content, when known (lets preupload skip it)."
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RepoObject(Base):
+    """Which repo may hand out which large object: uploaded to it or referenced by one of its commits."""
+
+    __tablename__ = "repo_objects"
+
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("lfs_objects.sha256"), primary_key=True)
+
+
+class AccessGrant(Base):
+    """A user's access request to a gated repo, and its answer."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (
+        UniqueConstraint("repo_id", "user_id", name="uq_access_grants_repo_user"),
+        CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Discussion(Base):
+    __tablename__ = "discussions"
+    __table_args__ = (
+        UniqueConstraint("repo_id", "num", name="uq_discussions_repo_num"),
+        CheckConstraint("status IN ('draft', 'open', 'closed', 'merged')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    num: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    target_branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    merge_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    events: Mapped[list[DiscussionEvent]] = relationship(
+        back_populates="discussion", order_by="DiscussionEvent.id", cascade="all, delete-orphan"
+    )
+    author: Mapped[User | None] = relationship()
+
+
+class DiscussionEvent(Base):
+    __tablename__ = "discussion_events"
+    __table_args__ = (
+        CheckConstraint("type IN ('comment', 'status-change', 'commit', 'title-change')", name="type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    discussion_id: Mapped[int] = mapped_column(ForeignKey("discussions.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    discussion: Mapped[Discussion] = relationship(back_populates="events")
+    author: Mapped[User | None] = relationship()
+
+
+Index("ix_repos_last_modified", Repo.last_modified)

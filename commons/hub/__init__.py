@@ -1,0 +1,1 @@
+"""Model and dataset repositories: the core domain."""
