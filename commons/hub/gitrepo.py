@@ -19,6 +19,7 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType, SortMode
 
 from commons.errors import Conflict, EntryNotFound, InvalidRequest, PreconditionFailed, RevisionNotFound
+from commons.hub.faults import pause
 from commons.hub.ids import PR_REF, is_commit_sha
 
 MAIN = "main"
@@ -297,7 +298,9 @@ class GitRepo:
         sig = signature(author)
         parents = [pygit2.Oid(hex=start)] if start else []
         oid = self.repo.create_commit(None, sig, sig, message, tree, parents)
+        pause("before-ref-move")
         self._move_ref(refname, str(oid), head)
+        pause("after-ref-move")
         return str(oid)
 
     def _move_ref(self, refname: str, new: str, old: str | None) -> None:
