@@ -9,6 +9,7 @@ from commons.app import create_app
 from commons.config import Settings
 from commons.api.hf.lfs import record_object
 from commons.db import migrate
+from commons.hub.maintenance import reindex_all, sweep_temp
 from commons.services import build_services
 
 
@@ -22,6 +23,10 @@ def serve(
     settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.sqlalchemy_url)
     services = build_services(settings)
+    # Only this process writes under home, so everything in temp space is a crash leftover.
+    sweep_temp(settings.tmp_dir, settings.blobs_dir / "staging")
+    with services.session() as session:
+        reindex_all(session, services.storage)
     app = create_app(settings, services)
     blob_server = None
     if settings.effective_blob_port is not None:

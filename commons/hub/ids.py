@@ -32,7 +32,7 @@ class RepoType(StrEnum):
 
 
 # Same rules as the Hub: letters, digits, '-', '_', '.'; no '--' or '..'; not ending in '.git' or '.'.
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
 MAX_PATH = 1000
 
 

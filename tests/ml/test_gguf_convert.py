@@ -28,7 +28,8 @@ from commons.ml.gguf_convert import ConversionReport, convert_gguf  # noqa: E402
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    " + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SAMPLE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -54,7 +55,10 @@ class TinyTokenizer:
 
 def _corpus() -> list[str]:
     words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "what", "is", "hello", "there"]
-    return [" ".join(words[(i * 7 + j) % len(words)] for j in range(8)) + f" {i} + {i * 3} = {i * 4}." for i in range(300)]
+    return [
+        " ".join(words[(i * 7 + j) % len(words)] for j in range(8)) + f" {i} + {i * 3} = {i * 4}."
+        for i in range(300)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,9 @@ def tiny_tokenizer() -> TinyTokenizer:
     return TinyTokenizer(backend, tokens, merges)
 
 
-def _tiny_model(vocab_size: int, *, tied: bool, bias: bool = False, rope_scaling: dict[str, Any] | None = None) -> Any:
+def _tiny_model(
+    vocab_size: int, *, tied: bool, bias: bool = False, rope_scaling: dict[str, Any] | None = None
+) -> Any:
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -164,9 +170,13 @@ def _llama3_rope_freqs(rope_scaling: dict[str, Any], rope_theta: float, head_dim
 
 
 def write_llama_gguf(
-    path: Path, model: Any, tokenizer: TinyTokenizer, weight_type: GGMLQuantizationType, architecture: str = "llama"
+    path: Path,
+    model: Any,
+    tokenizer: TinyTokenizer,
+    weight_type: GGMLQuantizationType,
+    architecture: str = "llama",
 ) -> dict[str, np.ndarray]:
-    """Write `model` as llama.cpp's converter would; return the weights the GGUF actually holds (HF layout)."""
+    """Write `model` as llama.cpp's converter would; return the weights the file holds, in HF layout."""
     config = model.config
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_type("model")
@@ -263,7 +273,9 @@ def test_round_trip_logits(
         assert 0 < relative < Q8_0_RELATIVE_TOLERANCE
         # ...and exact against the original model carrying the quantized weights.
         reference = _tiny_model(len(tiny_tokenizer.tokens), tied=tied, bias=bias)
-        reference.load_state_dict({name: torch.from_numpy(array) for name, array in held.items()}, strict=False)
+        reference.load_state_dict(
+            {name: torch.from_numpy(array) for name, array in held.items()}, strict=False
+        )
         assert torch.equal(got, _logits(reference, input_ids))
 
     n_tensors = len(held)
@@ -351,7 +363,9 @@ def test_config_and_tokenizer_files(tmp_path: Path, tiny_tokenizer: TinyTokenize
         ids = tokenizer(text)["input_ids"]
         assert ids == tiny_tokenizer.backend.encode(text).ids, text
         assert tokenizer.decode(ids) == text
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -388,7 +402,12 @@ def test_unsupported_architecture(tmp_path: Path, tiny_tokenizer: TinyTokenizer)
 
 def test_existing_output_is_left_alone(tmp_path: Path, tiny_tokenizer: TinyTokenizer) -> None:
     gguf_path = tmp_path / "tiny.gguf"
-    write_llama_gguf(gguf_path, _tiny_model(len(tiny_tokenizer.tokens), tied=True), tiny_tokenizer, GGMLQuantizationType.F32)
+    write_llama_gguf(
+        gguf_path,
+        _tiny_model(len(tiny_tokenizer.tokens), tied=True),
+        tiny_tokenizer,
+        GGMLQuantizationType.F32,
+    )
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -404,7 +423,12 @@ def test_existing_output_is_left_alone(tmp_path: Path, tiny_tokenizer: TinyToken
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, tiny_tokenizer: TinyTokenizer) -> None:
     gguf_path = tmp_path / "tiny.gguf"
-    write_llama_gguf(gguf_path, _tiny_model(len(tiny_tokenizer.tokens), tied=True), tiny_tokenizer, GGMLQuantizationType.F32)
+    write_llama_gguf(
+        gguf_path,
+        _tiny_model(len(tiny_tokenizer.tokens), tied=True),
+        tiny_tokenizer,
+        GGMLQuantizationType.F32,
+    )
 
     def interrupt(done: int, total: int, name: str) -> None:
         if done == total // 2:
@@ -447,7 +471,9 @@ def test_smollm2_q4_1_converts_and_answers(tmp_path: Path) -> None:
     loaded_s = time.perf_counter() - started
 
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     started = time.perf_counter()
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=30, do_sample=False)
@@ -455,6 +481,11 @@ def test_smollm2_q4_1_converts_and_answers(tmp_path: Path) -> None:
     answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     print(f"loaded in {loaded_s:.1f}s, generated 30 tokens in {generated_s:.1f}s: {answer!r}")
     assert "Paris" in answer
+
+    # The tokenizer is byte for byte the one transformers builds from the GGUF itself.
+    reference_tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    reference_tokenizer.save_pretrained(tmp_path / "reference")
+    assert (out / "tokenizer.json").read_bytes() == (tmp_path / "reference" / "tokenizer.json").read_bytes()
 
     # Same weights, bit for bit, as transformers' own GGUF loader (where this version still has it).
     try:
