@@ -171,10 +171,27 @@ class _Gunzip:
         return self._z.flush()
 
 
+def _decoded(gunzip: _Gunzip | None, data: bytes, last: bool) -> Iterator[bytes]:
+    if gunzip is None:
+        yield data
+        return
+    yield from gunzip.feed(data)
+    if last:
+        yield gunzip.finish()
+
+
 def _kill(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):  # it may have exited since returncode was read
             proc.kill()
+
+
+async def _refusal(feeder: asyncio.Task[str | None]) -> str | None:
+    """Why the feeder refused the request body, if it did (it returns right after killing git)."""
+    await asyncio.wait({feeder}, timeout=1)
+    if feeder.done() and not feeder.cancelled() and feeder.exception() is None:
+        return feeder.result()
+    return None
 
 
 class UploadPackResponse(Response):
@@ -213,8 +230,10 @@ class UploadPackResponse(Response):
             await proc.wait()
             if not started and proc.returncode != 0:
                 # Nothing was sent yet, so the failure can still get a proper status.
-                body = b"git upload-pack failed\n"
-                await send({"type": "http.response.start", "status": 500,
+                rejected = await _refusal(feeder)
+                status, text = (400, rejected) if rejected else (500, "git upload-pack failed")
+                body = (text + "\n").encode()
+                await send({"type": "http.response.start", "status": status,
                             "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                         (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -234,8 +253,11 @@ class UploadPackResponse(Response):
                 log.warning("git upload-pack %s exited %s: %s", self.git_dir, proc.returncode,
                             err.decode(errors="replace").strip()[-2000:])
 
-    async def _feed(self, receive: Receive, proc: asyncio.subprocess.Process) -> None:
-        """Copy the (maybe gzip-encoded) request body into stdin, then kill git if the client disconnects."""
+    async def _feed(self, receive: Receive, proc: asyncio.subprocess.Process) -> str | None:
+        """Copy the (maybe gzip-encoded) request body into stdin, then kill git if the client disconnects.
+
+        Returns why the body was refused (git was killed), or None.
+        """
         assert proc.stdin is not None
         gunzip = _Gunzip() if self.gzipped else None
         total = 0
@@ -245,29 +267,27 @@ class UploadPackResponse(Response):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     _kill(proc)
-                    return
+                    return None
                 more = bool(message.get("more_body", False))
                 data: bytes = message.get("body", b"")
-                pieces = list(gunzip.feed(data)) if gunzip else [data]
-                if gunzip and not more:
-                    pieces.append(gunzip.finish())
-                for piece in pieces:
+                for piece in _decoded(gunzip, data, last=not more):  # one bounded piece in memory at a time
                     total += len(piece)
                     if total > MAX_REQUEST_BYTES:
                         _kill(proc)
-                        return
+                        return f"Request body larger than {MAX_REQUEST_BYTES} bytes"
                     proc.stdin.write(piece)
                     await proc.stdin.drain()
             proc.stdin.close()
         except zlib.error:
             _kill(proc)  # a corrupt gzip body: git must not act on a truncated request
-            return
+            return "Request body is not valid gzip"
         except (BrokenPipeError, ConnectionResetError):
-            return  # git exited early (bad request); its exit status and stderr tell the story
+            return None  # git exited early (bad request); its exit status and stderr tell the story
         # The body is in; the only message left is the disconnect of a client that went away.
         while (await receive())["type"] != "http.disconnect":
             pass
         _kill(proc)
+        return None
 
 
 # ---------------------------------------------------------------- routes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import db, serve, tokens, users
+from commons.cli import db, demo, importers, serve, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   add_completion=False)
@@ -12,6 +12,8 @@ app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(importers.app, name="import")
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -101,15 +101,16 @@ def convert_gguf(gguf_path: Path, out_dir: Path, progress: Progress | None = Non
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
+        _write_json(tmp_dir / "config.json", config)
+        _write_json(tmp_dir / "generation_config.json", _generation_config(metadata, config))
+        # The tokenizer first: it is quick, and an unsupported one should fail before the slow part.
+        _write_tokenizer(metadata, architecture, config["max_position_embeddings"], tmp_dir)
+
         state_dict = _convert_tensors(reader.tensors, config, progress)
         _check_shapes(state_dict, config)
         save_file(state_dict, str(tmp_dir / "model.safetensors"), metadata={"format": "pt"})
         n_params = sum(int(array.size) for array in state_dict.values())
-        del state_dict  # the float32 copy is the biggest thing alive; free it before the tokenizer
-
-        _write_json(tmp_dir / "config.json", config)
-        _write_json(tmp_dir / "generation_config.json", _generation_config(metadata, config))
-        _write_tokenizer(metadata, architecture, config["max_position_embeddings"], tmp_dir)
+        del state_dict  # the float32 copy is by far the biggest thing alive
 
         files = sorted(str(path.relative_to(tmp_dir)) for path in tmp_dir.rglob("*") if path.is_file())
         # mkdtemp makes the directory private (0700), and safetensors writes its file 0600; a model
@@ -401,10 +402,17 @@ def _write_tokenizer(metadata: dict[str, Any], architecture: str, max_length: in
     """
     # Imported here: transformers is heavy, and only this step needs it.
     from transformers import PreTrainedTokenizerFast
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import (
-        GGUF_TOKENIZER_MAPPING,
-        convert_gguf_tokenizer,
-    )
+
+    try:
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+            GGUF_TOKENIZER_MAPPING,
+            convert_gguf_tokenizer,
+        )
+    except ImportError as exc:  # transformers 4.x kept this elsewhere, with a different contract
+        raise ImportError(
+            "converting a GGUF tokenizer needs transformers 5 (transformers.integrations.gguf; "
+            "tested with 5.24)"
+        ) from exc
 
     if "tokenizer.ggml.tokens" not in metadata:
         raise ValueError("GGUF has no tokenizer (tokenizer.ggml.tokens is missing)")

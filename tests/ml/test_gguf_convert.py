@@ -6,6 +6,8 @@ import hashlib
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,6 +388,24 @@ def test_llama3_rope_scaling_recovered(tmp_path: Path, tiny_tokenizer: TinyToken
     converted = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
     input_ids = torch.tensor([tiny_tokenizer.backend.encode(SAMPLE_TEXTS[1]).ids])
     assert torch.equal(_logits(converted, input_ids), _logits(original, input_ids))
+
+
+def test_conversion_does_not_import_torch(tmp_path: Path, tiny_tokenizer: TinyTokenizer) -> None:
+    """The converter must run on a server without torch: numpy dequantizes, transformers only tokenizes."""
+    gguf_path = tmp_path / "tiny.gguf"
+    write_llama_gguf(
+        gguf_path,
+        _tiny_model(len(tiny_tokenizer.tokens), tied=True),
+        tiny_tokenizer,
+        GGMLQuantizationType.Q8_0,
+    )
+    script = (
+        "import sys; from pathlib import Path; from commons.ml.gguf_convert import convert_gguf; "
+        f"convert_gguf(Path({str(gguf_path)!r}), Path({str(tmp_path / 'out')!r})); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[2])
+    assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 # --- failures -------------------------------------------------------------------------------------
