@@ -135,7 +135,10 @@ class _Conn:
         self.buf = bytearray()
 
     def _fill(self) -> bool:
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except OSError as exc:  # reset, or SO_RCVTIMEO expired
+            raise _ClientGone from exc
         if not data:
             return False
         self.buf += data
@@ -184,8 +187,8 @@ class _Conn:
         # ~64 KiB per call; SO_RCVTIMEO still bounds a stall.
         try:
             return self.sock.recv_into(view, nbytes, socket.MSG_WAITALL)
-        except BlockingIOError:  # SO_RCVTIMEO expired with nothing read
-            raise _ClientGone from None
+        except OSError as exc:  # reset, or SO_RCVTIMEO expired with nothing read
+            raise _ClientGone from exc
 
 
 class _Body(Protocol):
@@ -276,11 +279,11 @@ def _parse_head(head: bytes) -> _Request:
             raise _HttpError(400, "Malformed header line")
         name, value = name.lower(), value.strip()
         if name in headers:
-            if name == "content-length" and headers[name] != value:
-                raise _HttpError(400, "Conflicting Content-Length headers")
-            value = f"{headers[name]}, {value}"
             if name == "content-length":
-                value = headers[name]
+                if headers[name] != value:
+                    raise _HttpError(400, "Conflicting Content-Length headers")
+                continue
+            value = f"{headers[name]}, {value}"  # repeated fields are one comma-separated list
         headers[name] = value
     split = urlsplit(target)  # also accepts the absolute form `http://host/path?query`
     query = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -358,6 +361,7 @@ class BlobServer:
         )[0]
         listener = socket.socket(family, kind, proto)
         try:
+            listener.setblocking(False)  # accept() after select() must not hang if the client left
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and self._host in ("", "::"):
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
@@ -371,7 +375,9 @@ class BlobServer:
         self._stopping.clear()
         # A pipe wakes the accept loop on stop(): closing a socket does not interrupt accept().
         self._wake_r, self._wake_w = os.pipe()
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="blobserver-accept", daemon=True)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="blobserver-accept", daemon=True
+        )
         self._accept_thread.start()
         log.info("blob server listening on %s:%d", self._host, self._port)
 
@@ -427,7 +433,9 @@ class BlobServer:
                 _set_timeouts(sock, self._timeout)
                 if sock.family in (socket.AF_INET, socket.AF_INET6):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                thread = threading.Thread(target=self._serve, args=(sock,), name="blobserver-conn", daemon=True)
+                thread = threading.Thread(
+                    target=self._serve, args=(sock,), name="blobserver-conn", daemon=True
+                )
                 with self._lock:
                     self._conns[sock] = thread
                 thread.start()
@@ -467,16 +475,7 @@ class BlobServer:
             return self._refuse(conn, req, 405, "Use GET or HEAD", [("Allow", "GET, HEAD")])
         if kind == "upload" and "/" not in oid:
             if req.method == "PUT":
-                try:
-                    return self._put(conn, req, oid)
-                except (_ClientGone, _HttpError, OSError):
-                    raise
-                except Exception:
-                    # A store or on_stored failure: the body has been read, so the client can
-                    # still be told.
-                    log.exception("blob server: upload of %s failed", oid)
-                    self._send_json(conn, 500, {"error": "Upload could not be stored"}, keep_alive=False)
-                    return False
+                return self._put(conn, req, oid)
             return self._refuse(conn, req, 405, "Use PUT", [("Allow", "PUT")])
         return self._refuse(conn, req, 404, "Not found")
 
@@ -494,15 +493,16 @@ class BlobServer:
     def _send_json(self, conn: _Conn, status: int, payload: dict[str, object], keep_alive: bool,
                    headers: list[tuple[str, str]] | None = None, head_only: bool = False) -> None:
         body = json.dumps(payload).encode()
-        all_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])]
-        self._send_head(conn, status, all_headers, keep_alive, b"" if head_only else body)
+        head = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])]
+        self._send_head(conn, status, head, keep_alive, b"" if head_only else body)
 
     def _refuse(self, conn: _Conn, req: _Request, status: int, message: str,
                 headers: list[tuple[str, str]] | None = None) -> bool:
         """Answer an error without reading the request body; False when the connection must close."""
         pending = self._pending_body(req)
         keep = req.keep_alive and not self._stopping.is_set()
-        if pending is None or pending > _DRAIN_LIMIT or "100-continue" in req.headers.get("expect", "").lower():
+        expects = "100-continue" in req.headers.get("expect", "").lower()
+        if pending is None or pending > _DRAIN_LIMIT or expects:
             # Too much (or an unknown amount) to read: say so and close. Clients that already sent
             # part of the body get the answer thanks to the lingering close below.
             keep = keep and pending == 0
@@ -599,7 +599,8 @@ class BlobServer:
         if filename := req.query.get("filename"):
             headers.append(("Content-Disposition", _content_disposition(filename)))
         inm = req.headers.get("if-none-match")
-        if inm is not None and (inm.strip() == "*" or etag in (t.strip().removeprefix("W/") for t in inm.split(","))):
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")} if inm is not None else set()
+        if "*" in tags or etag in tags:
             self._send_head(conn, 304, headers[2:4], req.keep_alive)
             return None
         range_header = req.headers.get("range")
@@ -663,30 +664,39 @@ class BlobServer:
             if not length.isdigit():
                 raise _HttpError(400, "Invalid Content-Length")
             if int(length) != size:
-                return self._refuse(conn, req, 400, f"Content-Length {length} does not match the signed size {size}")
+                return self._refuse(conn, req, 400, f"Content-Length {length} is not the signed size {size}")
             body = _FixedBody(conn, size)
         if "100-continue" in req.headers.get("expect", "").lower():
             conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-        # An object we hold is still hashed (an upload proves possession) but not written again.
-        staging = None if self._store.exists(oid) else self._store.staging_path()
+        staging: Path | None = None
         try:
+            # An object we hold is still hashed (an upload proves possession) but not written again.
+            staging = None if self._store.exists(oid) else self._store.staging_path()
             digest, received, complete = self._receive(body, size, staging)
             keep = complete and req.keep_alive and not self._stopping.is_set()
-            if received != size:
-                error = f"Body has {'more than ' if not complete else ''}{received} bytes, not the signed size {size}"
-                self._send_json(conn, 400, {"error": error}, keep)
+            if received != size or not complete:
+                self._send_json(conn, 400, {"error": f"Body is {'longer' if received > size else 'shorter'} "
+                                                     f"than the signed size {size}"}, keep)
                 return keep
             if digest != oid:
                 self._send_json(conn, 400, {"error": f"Content sha256 is {digest}, not {oid}"}, keep)
                 return keep
             if staging is not None:
                 self._store.adopt(staging, oid, size)
+            if self._on_stored is not None:
+                self._on_stored(oid, size)
+        except (_ClientGone, _HttpError):
+            raise
+        except Exception:
+            # The store or on_stored failed (socket errors arrive as _ClientGone): the client is
+            # still there to be told.
+            log.exception("blob server: storing %s failed", oid)
+            self._send_json(conn, 500, {"error": "The object could not be stored"}, keep_alive=False)
+            return False
         finally:
             if staging is not None:
-                staging.unlink(missing_ok=True)
-        if self._on_stored is not None:
-            self._on_stored(oid, size)
+                staging.unlink(missing_ok=True)  # after adopt: already gone
         self._send_json(conn, 200, {"oid": oid, "size": size}, keep)
         log.debug("PUT %s -> 200 (%d bytes)", req.path, size)
         return keep
@@ -744,7 +754,10 @@ class BlobServer:
                     sha.update(memoryview(item[0])[: item[1]])
                 except BaseException as exc:  # pragma: no cover - keep buffers flowing, report later
                     failure.append(exc)
-                (to_write if fd >= 0 else free).put(item if fd >= 0 else item[0])  # type: ignore[arg-type]
+                if fd >= 0:
+                    to_write.put(item)
+                else:
+                    free.put(item[0])
             to_write.put(None)
 
         def writer() -> None:
@@ -779,8 +792,6 @@ class BlobServer:
                 to_hash.put((buf, n))
         finally:
             to_hash.put(None)
-            if fd < 0:
-                to_write.put(None)
             for thread in threads:
                 thread.join()
         if failure:
@@ -794,10 +805,8 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 
 def _at_end(body: _Body) -> bool:
-    """Whether the body has been consumed to its end (framing included)."""
+    """Whether the body was consumed to its end, framing included (the receive loops ask for one
+    byte past the signed size, which reads a chunked body's last-chunk marker)."""
     if isinstance(body, _FixedBody):
         return body.remaining == 0
-    assert isinstance(body, _ChunkedBody)
-    if not body.done:
-        body.read_into(memoryview(bytearray(1)))  # reads the last-chunk marker and trailers
-    return body.done
+    return isinstance(body, _ChunkedBody) and body.done

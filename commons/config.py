@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     signed_url_ttl: int = Field(3600, description="Lifetime of signed blob URLs, in seconds.")
     blob_store: str = Field("local", description="Blob store backend: `local` (files under home).")
     log_level: str = Field("info", description="Log level of the server.")
-    worker: bool = Field(True, description="Run the embedded job worker inside `commons serve`.")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -52,12 +52,16 @@ print(tok.decode(out[0][ids.shape[1]:], skip_special_tokens=True))
 
 
 def test_demo_card_and_dataset(demo_hub: HubServer) -> None:
-    import datasets
+    import json
+
+    from huggingface_hub import hf_hub_download
 
     info = demo_hub.api(None).model_info("demo/SmolLM2-135M-Instruct")
     assert info.card_data["license"] == "apache-2.0"
     assert info.card_data["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert {"config.json", "model.safetensors", "tokenizer.json", "conversion.json"} <= {
         s.rfilename for s in info.siblings}
-    ds = datasets.load_dataset("demo/arithmetic-instructions", split="test", token=False)
-    assert len(ds) == 200 and {"instruction", "response"} <= set(ds.column_names)
+    path = hf_hub_download("demo/arithmetic-instructions", "data/test.jsonl", repo_type="dataset",
+                           endpoint=demo_hub.url, token=False)
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    assert len(rows) == 200 and {"instruction", "response"} <= set(rows[0])

@@ -21,11 +21,16 @@ from huggingface_hub import CommitOperationAdd, snapshot_download
 
 from tests.hubserver import HubServer
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or subprocess.run(["git", "lfs", "version"], capture_output=True).returncode != 0,
-    reason="needs git and git-lfs",
-)
 
+def _has_git_lfs() -> bool:
+    if shutil.which("git") is None:
+        return False
+    return subprocess.run(["git", "lfs", "version"], capture_output=True).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _has_git_lfs(), reason="needs git and git-lfs")
+
+Completed = subprocess.CompletedProcess[str]
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\n"
 SUFFIXES = pytest.mark.parametrize("suffix", ["", ".git"], ids=["plain-url", "dot-git-url"])
 
@@ -36,8 +41,9 @@ class Git:
 
     env: dict[str, str]
 
-    def __call__(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=180)
+    def __call__(self, *args: str, cwd: Path | None = None, check: bool = True) -> Completed:
+        result = subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True,
+                                timeout=180)
         if check and result.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
@@ -87,7 +93,8 @@ def basic(token: str, user: str = "git") -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
 
 
-def make_repo(hub: HubServer, repo_id: str, repo_type: str = "model", private: bool = False) -> tuple[str, bytes]:
+def make_repo(hub: HubServer, repo_id: str, repo_type: str = "model",
+              private: bool = False) -> tuple[str, bytes]:
     """A repo with a README, a nested text file and a 2 MB LFS file; returns (head sha, LFS bytes)."""
     api = hub.api("alice")
     api.create_repo(repo_id, repo_type=repo_type, private=private)
@@ -115,7 +122,8 @@ def assert_matches_snapshot(git: Git, clone: Path, hub: HubServer, repo_id: str,
 
 # ---------------------------------------------------------------- clone + LFS (1, 2)
 @SUFFIXES
-def test_clone_model_and_lfs_pull(hub: HubServer, git: Git, repo_name: str, tmp_path: Path, suffix: str) -> None:
+def test_clone_model_and_lfs_pull(hub: HubServer, git: Git, repo_name: str, tmp_path: Path,
+                                  suffix: str) -> None:
     repo_id = f"alice/{repo_name}"
     sha, weights = make_repo(hub, repo_id)
     clone = tmp_path / "clone"
@@ -142,7 +150,8 @@ def test_clone_dataset(hub: HubServer, git: Git, repo_name: str, tmp_path: Path,
 
 
 # ---------------------------------------------------------------- private repos (3)
-def test_private_repo_clone_needs_credentials(hub: HubServer, git: Git, repo_name: str, tmp_path: Path) -> None:
+def test_private_repo_clone_needs_credentials(hub: HubServer, git: Git, repo_name: str,
+                                              tmp_path: Path) -> None:
     repo_id = f"alice/{repo_name}"
     sha, _ = make_repo(hub, repo_id, private=True)
 
@@ -171,14 +180,15 @@ def test_private_repo_clone_needs_credentials(hub: HubServer, git: Git, repo_nam
     assert git.head(with_helper) == sha
 
 
-@pytest.mark.xfail(reason="the LFS batch API reads only Bearer tokens; git-lfs sends Basic (lfs.py)", strict=True)
+@pytest.mark.xfail(reason="LFS batch API reads only Bearer tokens, git-lfs sends Basic (lfs.py)", strict=True)
 @SUFFIXES
 def test_private_repo_lfs_pull_with_credentials(hub: HubServer, git: Git, repo_name: str, tmp_path: Path,
                                                 suffix: str) -> None:
     repo_id = f"alice/{repo_name}"
     sha, weights = make_repo(hub, repo_id, private=True)
     with_url_creds = tmp_path / "url"
-    git("clone", clone_url(hub, repo_id, suffix=suffix, user="alice", token=hub.alice_token), str(with_url_creds))
+    url = clone_url(hub, repo_id, suffix=suffix, user="alice", token=hub.alice_token)
+    git("clone", url, str(with_url_creds))
     git("lfs", "pull", cwd=with_url_creds)
     assert (with_url_creds / "weights.safetensors").read_bytes() == weights
 
@@ -230,7 +240,8 @@ def test_push_is_refused(hub: HubServer, git: Git, repo_name: str, tmp_path: Pat
     assert pushed.returncode != 0
     assert "read-only over git" in pushed.stderr  # git shows a text/plain error body as `remote: ...`
     assert hub.api("alice").repo_info(repo_id).sha == sha
-    direct = httpx.post(f"{hub.url}/{repo_id}/git-receive-pack", headers=basic(hub.alice_token), content=b"0000")
+    direct = httpx.post(f"{hub.url}/{repo_id}/git-receive-pack", headers=basic(hub.alice_token),
+                        content=b"0000")
     assert direct.status_code == 403
 
 
@@ -243,7 +254,8 @@ def test_clone_tag_and_fetch_pr_ref(hub: HubServer, git: Git, repo_name: str, tm
     tagged, _ = make_repo(hub, repo_id)
     api.create_tag(repo_id, tag="v1.0", revision=tagged)
     head = api.upload_file(path_or_fileobj=b"v2\n", path_in_repo="README.md", repo_id=repo_id).oid
-    pr = api.upload_file(path_or_fileobj=b"proposal\n", path_in_repo="PROPOSAL.md", repo_id=repo_id, create_pr=True)
+    pr = api.upload_file(path_or_fileobj=b"proposal\n", path_in_repo="PROPOSAL.md", repo_id=repo_id,
+                         create_pr=True)
     assert pr.pr_num == 1
     refs = api.list_repo_refs(repo_id, include_pull_requests=True)
     pr_head = next(r.target_commit for r in refs.pull_requests or [] if r.ref == "refs/pr/1")
@@ -257,7 +269,8 @@ def test_clone_tag_and_fetch_pr_ref(hub: HubServer, git: Git, repo_name: str, tm
     clone = tmp_path / "main"
     git(*v, "clone", clone_url(hub, repo_id), str(clone))
     assert git.head(clone) == head
-    listed = dict(line.split("\t")[::-1] for line in git(*v, "ls-remote", "origin", cwd=clone).stdout.splitlines())
+    remote = git(*v, "ls-remote", "origin", cwd=clone).stdout
+    listed = {ref: oid for oid, ref in (line.split("\t") for line in remote.splitlines())}
     assert listed["refs/pr/1"] == pr_head
     assert listed.get("refs/tags/v1.0^{}", listed["refs/tags/v1.0"]) == tagged  # peeled, if annotated
     git(*v, "fetch", "origin", "refs/pr/1", cwd=clone)
@@ -291,8 +304,11 @@ def test_protocol_details(hub: HubServer, repo_name: str) -> None:
                    headers={"Git-Protocol": "version=2"})
     assert v2.content.startswith(pkt("version 2\n"))
 
-    ls_refs = pkt("command=ls-refs\n") + b"0001" + pkt("symrefs\n") + pkt("ref-prefix refs/heads/\n") + b"0000"
-    headers: dict[str, Any] = {"Content-Type": "application/x-git-upload-pack-request", "Git-Protocol": "version=2"}
+    # A v2 `ls-refs` command: command line, delimiter, arguments, flush.
+    ls_refs = b"".join([pkt("command=ls-refs\n"), b"0001", pkt("symrefs\n"), pkt("ref-prefix refs/heads/\n"),
+                        b"0000"])
+    headers: dict[str, Any] = {"Content-Type": "application/x-git-upload-pack-request",
+                               "Git-Protocol": "version=2"}
     plain = httpx.post(f"{url}/git-upload-pack", content=ls_refs, headers=headers)
     zipped = httpx.post(f"{url}/git-upload-pack", content=gzip.compress(ls_refs),
                         headers={**headers, "Content-Encoding": "gzip"})
