@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from commons.api.hf.lfs import record_object
 from commons.app import create_app
 from commons.config import Settings
-from commons.api.hf.lfs import record_object
 from commons.db import migrate
 from commons.hub.maintenance import reindex_all, sweep_temp
 from commons.services import build_services

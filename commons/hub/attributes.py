@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pathspec
 
 # The Hub's initial .gitattributes for new repos: binary model/data formats go to LFS.
@@ -49,7 +51,7 @@ class LfsRules:
     """The `filter=lfs` patterns of a .gitattributes file (last matching line wins, as in git)."""
 
     def __init__(self, text: str) -> None:
-        self._rules: list[tuple[pathspec.PathSpec, bool]] = []
+        self._rules: list[tuple[pathspec.PathSpec[Any], bool]] = []
         for raw in text.splitlines():
             line = raw.strip()
             if not line or line.startswith("#"):

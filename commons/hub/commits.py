@@ -169,10 +169,7 @@ def apply_commit(
 
     # 3. compare-and-swap on the ref.
     with git.locked():
-        if req.parent_commit is not None and not req.create_pr:
-            expected = req.parent_commit
-        else:
-            expected = None
+        expected = req.parent_commit if not req.create_pr else None
         oid = git.commit(
             refname, changes, folders, _message(req.summary, req.description), actor.name, expected_parent=expected
         )

@@ -109,9 +109,7 @@ class GitRepo:
 
     def writable_ref(self, rev: str) -> str:
         """The full ref a commit to `rev` moves: a branch or a PR ref; tags and shas are read-only."""
-        if PR_REF.match(rev):
-            name = rev
-        elif rev.startswith("refs/heads/"):
+        if PR_REF.match(rev) or rev.startswith("refs/heads/"):
             name = rev
         elif rev.startswith("refs/"):
             raise InvalidRequest(f"Cannot commit to {rev}: only branches and refs/pr/N are writable")
@@ -174,7 +172,7 @@ class GitRepo:
         obj = self._object_at(commit, path)
         if obj is None:
             raise EntryNotFound(path or "/")
-        if obj.type != ObjectType.TREE:
+        if not isinstance(obj, pygit2.Tree):
             raise EntryNotFound(path, f"{path} is a file, not a folder")
         yield from self._walk(obj, path, recursive)
 
@@ -183,7 +181,7 @@ class GitRepo:
             assert obj.name is not None
             full = f"{prefix}/{obj.name}" if prefix else obj.name
             yield self._entry(full, obj)
-            if recursive and obj.type == ObjectType.TREE:
+            if recursive and isinstance(obj, pygit2.Tree):
                 yield from self._walk(obj, full, recursive)
 
     def read_blob(self, oid: str) -> bytes:
@@ -192,8 +190,14 @@ class GitRepo:
     def blob_size(self, oid: str) -> int:
         return int(self.repo.odb.read_header(oid)[1])
 
+    def _commit(self, sha: str) -> pygit2.Commit:
+        obj = self.repo[sha]
+        if not isinstance(obj, pygit2.Commit):
+            raise RevisionNotFound(sha)
+        return obj
+
     def commit_info(self, sha: str) -> CommitInfo:
-        return _commit_info(self.repo[sha])
+        return _commit_info(self._commit(sha))
 
     def log(self, start: str, skip: int = 0, limit: int = 100) -> list[CommitInfo]:
         out: list[CommitInfo] = []
@@ -213,7 +217,7 @@ class GitRepo:
         """For each path, the newest commit that changed it (bounded walk of first parents)."""
         found: dict[str, CommitInfo] = {}
         pending = set(paths)
-        commit = self.repo[start]
+        commit = self._commit(start)
         seen = 0
         while pending and seen < max_commits:
             parent = commit.parents[0] if commit.parents else None
@@ -230,7 +234,7 @@ class GitRepo:
         return found
 
     def diff(self, base: str, head: str) -> str:
-        return str(self.repo.diff(self._tree(base), self._tree(head)).patch or "")
+        return str(self._tree(base).diff_to_tree(self._tree(head)).patch or "")
 
     # ---------------------------------------------------------------- writing
     def create_blob(self, data: bytes) -> str:
@@ -340,7 +344,8 @@ class GitRepo:
             raise Conflict(f"Merge conflict in: {', '.join(paths)}")
         tree = index.write_tree(self.repo)
         sig = signature(author)
-        return str(self.repo.create_commit(None, sig, sig, message, tree, [pygit2.Oid(hex=ours), pygit2.Oid(hex=theirs)]))
+        parents = [pygit2.Oid(hex=ours), pygit2.Oid(hex=theirs)]
+        return str(self.repo.create_commit(None, sig, sig, message, tree, parents))
 
 
 def _check_no_file_dir_clash(path: str, present: set[str]) -> None:

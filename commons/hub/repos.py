@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, false, func, or_, select
 from sqlalchemy.orm import Session
@@ -12,8 +13,15 @@ from sqlalchemy.orm import Session
 from commons.accounts.actors import Actor
 from commons.accounts.permissions import RepoAccess, can_create_in, can_read_files, can_see, can_write, owns
 from commons.db.models import AccessGrant, Discussion, Repo, RepoObject
-from commons.errors import Conflict, GatedRepo, InvalidRequest, PermissionDenied, RepoDisabled, RepoNotFound
-from commons.errors import Unauthorized
+from commons.errors import (
+    Conflict,
+    GatedRepo,
+    InvalidRequest,
+    PermissionDenied,
+    RepoDisabled,
+    RepoNotFound,
+    Unauthorized,
+)
 from commons.hub.attributes import DEFAULT_GITATTRIBUTES
 from commons.hub.cards import CardError, card_tags, split_front_matter
 from commons.hub.gitrepo import MAIN, GitRepo
@@ -214,7 +222,7 @@ class Repos:
                     break
         return out
 
-    def _visible(self, actor: Actor | None, stmt: Select[tuple[Repo]]) -> Select[tuple[Repo]]:
+    def _visible(self, actor: Actor | None, stmt: Select[Any]) -> Select[Any]:
         if actor is not None and actor.is_admin:
             return stmt
         cond: ColumnElement[bool] = Repo.private == false()

@@ -171,9 +171,7 @@ def generate_examples(n: int, seed: int = 0) -> list[Example]:
     return examples
 
 
-def write_demo_dataset(
-    out_dir: Path, n_train: int = 2000, n_test: int = 200, seed: int = 0
-) -> dict[str, int]:
+def write_demo_dataset(out_dir: Path, n_train: int = 2000, n_test: int = 200, seed: int = 0) -> dict[str, int]:
     """Write data/train.jsonl, data/test.jsonl and a README.md dataset card; return the split sizes."""
     if n_train < 1 or n_test < 1:
         raise ValueError("n_train and n_test must be at least 1")
@@ -199,9 +197,7 @@ def _size_category(n: int) -> str:
 def _dataset_card(splits: dict[str, list[Example]], seed: int) -> str:
     total = sum(len(rows) for rows in splits.values())
     counts = Counter(row["task"] for rows in splits.values() for row in rows)
-    task_rows = "\n".join(
-        f"| `{name}` | {TASKS[name](random.Random(0))[0]} | {counts[name]} |" for name in TASKS
-    )
+    task_rows = "\n".join(f"| `{name}` | {TASKS[name](random.Random(0))[0]} | {counts[name]} |" for name in TASKS)
     example = json.dumps(splits["train"][0], ensure_ascii=False)
     sizes = ", ".join(f"{split}: {len(rows)}" for split, rows in splits.items())
     return f"""---

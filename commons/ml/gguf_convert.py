@@ -92,9 +92,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, progress: Progress | None = Non
     architecture = str(metadata.get("general.architecture", ""))
     if architecture not in SUPPORTED_ARCHITECTURES:
         supported = ", ".join(SUPPORTED_ARCHITECTURES)
-        raise ValueError(
-            f"unsupported GGUF architecture {architecture!r}; this converter handles: {supported}"
-        )
+        raise ValueError(f"unsupported GGUF architecture {architecture!r}; this converter handles: {supported}")
     tensors = {tensor.name: tensor for tensor in reader.tensors}
     config = _llama_config(metadata, tensors)
 
@@ -222,9 +220,7 @@ def _rope_scaling(
     raise ValueError(f"rope scaling {scaling_type!r} is not supported")
 
 
-def _llama3_rope_scaling(
-    factors: npt.NDArray[np.float64], rope_theta: float, head_dim: int
-) -> dict[str, Any] | None:
+def _llama3_rope_scaling(factors: npt.NDArray[np.float64], rope_theta: float, head_dim: int) -> dict[str, Any] | None:
     """Recover Llama 3's rope_scaling parameters from llama.cpp's per-frequency factors.
 
     The file keeps only the factors, not the parameters that produced them, so we recompute the
@@ -370,9 +366,7 @@ def _check_shapes(state_dict: dict[str, FloatArray], config: dict[str, Any]) -> 
             if module.startswith("mlp") and config["mlp_bias"]:
                 expected[f"model.layers.{layer}.{module}.bias"] = shape[:1]
     if missing := sorted(expected.keys() - state_dict.keys()):
-        raise ValueError(
-            f"GGUF lacks tensors for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-        )
+        raise ValueError(f"GGUF lacks tensors for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if extra := sorted(state_dict.keys() - expected.keys()):
         raise ValueError(f"GGUF has tensors the Llama config does not use: {', '.join(extra[:5])}")
     for name, shape in expected.items():
@@ -410,8 +404,7 @@ def _write_tokenizer(metadata: dict[str, Any], architecture: str, max_length: in
         )
     except ImportError as exc:  # transformers 4.x kept this elsewhere, with a different contract
         raise ImportError(
-            "converting a GGUF tokenizer needs transformers 5 (transformers.integrations.gguf; "
-            "tested with 5.24)"
+            "converting a GGUF tokenizer needs transformers 5 (transformers.integrations.gguf; tested with 5.24)"
         ) from exc
 
     if "tokenizer.ggml.tokens" not in metadata:
@@ -455,9 +448,7 @@ def _write_tokenizer(metadata: dict[str, Any], architecture: str, max_length: in
 
 
 def _write_json(path: Path, data: dict[str, Any], sort_keys: bool = False) -> None:
-    path.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False, sort_keys=sort_keys) + "\n", encoding="utf-8"
-    )
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=sort_keys) + "\n", encoding="utf-8")
 
 
 def _sha256(path: Path) -> str:

@@ -285,7 +285,8 @@ def test_19_files_metadata(hub: HubServer, repo: str, tmp_path: Path) -> None:
     assert siblings["w.safetensors"].size == 1_500_000
     assert siblings["w.safetensors"].lfs is not None
     assert siblings["sub/a.txt"].blob_id and siblings["sub/a.txt"].size == 5
-    head = httpx.head(f"{hub.url}/{repo}/resolve/main/sub/a.txt", headers={"authorization": f"Bearer {hub.alice_token}"})
+    auth = {"authorization": f"Bearer {hub.alice_token}"}
+    head = httpx.head(f"{hub.url}/{repo}/resolve/main/sub/a.txt", headers=auth)
     assert head.headers["x-repo-commit"] == info.sha
     assert info.last_modified is not None
 

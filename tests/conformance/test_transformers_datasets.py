@@ -19,7 +19,7 @@ def _tiny_tokenizer(folder: Path) -> None:
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"[UNK]": 0, "[PAD]": 1, "<s>": 2, "</s>": 3}
-    for word in "hello world the a model open weights hub commons".split():
+    for word in ["hello", "world", "the", "a", "model", "open", "weights", "hub", "commons"]:
         vocab[word] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

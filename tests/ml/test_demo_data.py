@@ -20,9 +20,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
-    }
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def test_writes_splits_and_card(tmp_path: Path) -> None:
@@ -113,9 +111,7 @@ def _check_answer(row: dict[str, str]) -> None:
     elif task == "count_letter":
         letter, word = quoted
         count = word.count(letter)
-        assert (
-            response == f"The letter '{letter}' appears {count} time{'' if count == 1 else 's'} in '{word}'."
-        )
+        assert response == f"The letter '{letter}' appears {count} time{'' if count == 1 else 's'} in '{word}'."
     elif task == "word_length":
         (word,) = quoted
         assert response == f"The word '{word}' has {len(word)} letters."

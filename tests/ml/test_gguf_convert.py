@@ -58,8 +58,7 @@ class TinyTokenizer:
 def _corpus() -> list[str]:
     words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "what", "is", "hello", "there"]
     return [
-        " ".join(words[(i * 7 + j) % len(words)] for j in range(8)) + f" {i} + {i * 3} = {i * 4}."
-        for i in range(300)
+        " ".join(words[(i * 7 + j) % len(words)] for j in range(8)) + f" {i} + {i * 3} = {i * 4}." for i in range(300)
     ]
 
 
@@ -84,9 +83,7 @@ def tiny_tokenizer() -> TinyTokenizer:
     return TinyTokenizer(backend, tokens, merges)
 
 
-def _tiny_model(
-    vocab_size: int, *, tied: bool, bias: bool = False, rope_scaling: dict[str, Any] | None = None
-) -> Any:
+def _tiny_model(vocab_size: int, *, tied: bool, bias: bool = False, rope_scaling: dict[str, Any] | None = None) -> Any:
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -275,9 +272,7 @@ def test_round_trip_logits(
         assert 0 < relative < Q8_0_RELATIVE_TOLERANCE
         # ...and exact against the original model carrying the quantized weights.
         reference = _tiny_model(len(tiny_tokenizer.tokens), tied=tied, bias=bias)
-        reference.load_state_dict(
-            {name: torch.from_numpy(array) for name, array in held.items()}, strict=False
-        )
+        reference.load_state_dict({name: torch.from_numpy(array) for name, array in held.items()}, strict=False)
         assert torch.equal(got, _logits(reference, input_ids))
 
     n_tensors = len(held)
@@ -491,9 +486,7 @@ def test_smollm2_q4_1_converts_and_answers(tmp_path: Path) -> None:
     loaded_s = time.perf_counter() - started
 
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     started = time.perf_counter()
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=30, do_sample=False)

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from commons.accounts import tokens
 from commons.api.deps import bearer_token
 from commons.api.errors import error_response
 from commons.api.hf.lfs import blob_download_url
 from commons.api.ranges import RangeNotSatisfiable, parse_range
 from commons.api.routing import segment
-from commons.accounts import tokens
 from commons.errors import CommonsError, EntryNotFound
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Need, Repos
@@ -70,7 +70,8 @@ def _resolve(services: Services, request: Request, ref: RepoRef, revision: str, 
             return RedirectResponse(redirect, status_code=302, headers=headers)
         local = services.blobs.local_path(sha)
         if local is None:
-            return error_response(EntryNotFound(path, f"The object of {path} is missing from storage"), False, headers)
+            missing = EntryNotFound(path, f"The object of {path} is missing from storage")
+            return error_response(missing, False, headers)
         # Starlette's FileResponse answers HEAD with the real Content-Length and handles Range.
         return FileResponse(local, headers=headers, media_type="application/octet-stream")
 
@@ -93,7 +94,9 @@ def _bytes_response(request: Request, data: bytes, headers: dict[str, Any], medi
     return Response(body, status_code=status, headers=headers, media_type=media_type)
 
 
-async def _handle(request: Request, repo_type: RepoType, namespace: str, name: str, revision: str, path: str) -> Response:
+async def _handle(
+    request: Request, repo_type: RepoType, namespace: str, name: str, revision: str, path: str
+) -> Response:
     services: Services = request.app.state.services
     try:
         ref = RepoRef.parse(repo_type, f"{namespace}/{name}")

@@ -49,7 +49,8 @@ def blob_download_url(
     cross_origin_only: bool = False,
 ) -> str | None:
     """Signed URL that serves the object. With `cross_origin_only`, None unless a blob server runs."""
-    if cross_origin_only and getattr(request.app.state, "blob_port", None) is None and not services.settings.blob_public_url:
+    has_blob_server = getattr(request.app.state, "blob_port", None) is not None or services.settings.blob_public_url
+    if cross_origin_only and not has_blob_server:
         return None
     query = services.signer.sign("download", sha256, size, services.settings.signed_url_ttl)
     if filename:

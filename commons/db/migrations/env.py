@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from commons.db.base import make_engine
-from commons.db.models import Base
+from commons.db import models  # noqa: F401  (registers every table on Base.metadata)
+from commons.db.base import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -28,7 +28,8 @@ def test_validate_card_types() -> None:
 
 
 def test_tags() -> None:
-    tags = card_tags({"license": "apache-2.0", "tags": ["x"], "base_model": "org/base", "base_model_relation": "adapter",
-                      "datasets": ["d/1"], "language": ["en"], "library_name": "peft"})
+    tags = card_tags({"license": "apache-2.0", "tags": ["x"], "base_model": "org/base",
+                      "base_model_relation": "adapter", "datasets": ["d/1"], "language": ["en"],
+                      "library_name": "peft"})
     assert tags == ["x", "peft", "license:apache-2.0", "dataset:d/1", "base_model:org/base",
                     "base_model:adapter:org/base", "en"]
