@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -43,7 +44,7 @@ class User(Base):
 
 class Token(Base):
     __tablename__ = "tokens"
-    __table_args__ = (CheckConstraint("role IN ('read', 'write')", name="role"),)
+    __table_args__ = (CheckConstraint("role IN ('read', 'write', 'fine-grained')", name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -57,8 +58,93 @@ class Token(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scopes: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON, nullable=True, comment="Fine-grained tokens: [{resource, actions}]; NULL for read/write tokens."
+    )
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Org(Base):
+    """An organisation: a namespace that users share with roles."""
+
+    __tablename__ = "orgs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True)
+    fullname: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    members: Mapped[list[Membership]] = relationship(back_populates="org", cascade="all, delete-orphan")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (CheckConstraint("role IN ('read', 'contributor', 'write', 'admin')", name="role"),)
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    org: Mapped[Org] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a secret whose sha256 is the id."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, comment="sha256 of the cookie secret")
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SiteSetting(Base):
+    """Settings an administrator changes at run time (e.g. whether sign-up is open)."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class AuditEvent(Base):
+    """Append-only record of every write and permission change, hash-chained to detect tampering."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    token: Mapped[str | None] = mapped_column(String(100), nullable=True, comment="Name of the token used.")
+    action: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str | None] = mapped_column(String(96), nullable=True, index=True)
+    target: Mapped[str] = mapped_column(String(400))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ScanRecord(Base):
+    """The result of scanning one file at one revision."""
+
+    __tablename__ = "scan_records"
+    __table_args__ = (UniqueConstraint("repo_id", "commit", "path", name="uq_scan_records_repo_commit_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    commit: Mapped[str] = mapped_column(String(40))
+    path: Mapped[str] = mapped_column(String(1000))
+    blob: Mapped[str] = mapped_column(String(64), comment="sha256 (LFS) or git blob id of the scanned bytes")
+    scanner: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16), comment="worst finding: ok, info, warning, critical")
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    imports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Repo(Base):
@@ -131,6 +217,10 @@ class AccessGrant(Base):
     status: Mapped[str] = mapped_column(String(16))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    decided_by: Mapped[str | None] = mapped_column(String(96), nullable=True)
+
+    user: Mapped[User] = relationship()
 
 
 class Discussion(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from commons.accounts.actors import Actor
-from commons.accounts.permissions import RepoAccess, can_create_in, can_read_files, can_see, can_write, owns
+from commons.accounts.permissions import Action, RepoAccess, allowed, can_create_in, can_see, owns
 from commons.db.models import AccessGrant, Discussion, Repo, RepoObject
 from commons.errors import (
     Conflict,
@@ -30,11 +30,13 @@ from commons.hub.storage import HubStorage
 
 
 class Need:
-    """How much access an operation needs."""
+    """How much access an operation needs (names kept short for call sites)."""
 
-    SEE = "see"
-    FILES = "files"
-    WRITE = "write"
+    SEE = Action.SEE
+    FILES = Action.READ
+    DISCUSS = Action.DISCUSS
+    WRITE = Action.WRITE
+    ADMIN = Action.ADMIN
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ class Repos:
                 )
                 == "accepted"
             )
-        return RepoAccess(repo.namespace, repo.private, repo.gated, granted)
+        return RepoAccess(repo.namespace, repo.private, repo.gated, granted, f"{repo.type}:{repo.namespace}/{repo.name}")
 
-    def get(self, actor: Actor | None, ref: RepoRef, need: str = Need.SEE) -> Repo:
+    def get(self, actor: Actor | None, ref: RepoRef, need: Action = Action.SEE) -> Repo:
         """The repo, if the caller may do `need` with it; else the error the Hub would give."""
         repo = self.find(ref)
         if repo is None:
@@ -97,16 +99,15 @@ class Repos:
             raise RepoNotFound(ref.repo_id)
         if repo.disabled and not (actor and actor.is_admin):
             raise RepoDisabled(ref.repo_id)
-        if need == Need.FILES and not can_read_files(actor, access):
+        if need is Action.SEE or allowed(actor, need, access):
+            return repo
+        if need is Action.READ:
             raise GatedRepo(ref.repo_id)
-        if need == Need.WRITE and not can_write(actor, access):
-            if actor is None:
-                raise Unauthorized("You must be authenticated to write to this repo")
-            raise PermissionDenied(
-                f"You don't have the rights to write to {ref.repo_id}"
-                + (" (your token is read-only)" if owns(actor, repo.namespace) else "")
-            )
-        return repo
+        if actor is None:
+            raise Unauthorized(f"You must be authenticated to {need.value} in this repo")
+        what = {Action.DISCUSS: "open discussions in", Action.WRITE: "write to", Action.ADMIN: "administer"}[need]
+        hint = " (your token does not allow it)" if owns(actor, repo.namespace) else ""
+        raise PermissionDenied(f"You don't have the rights to {what} {ref.repo_id}{hint}")
 
     def git(self, repo: Repo) -> GitRepo:
         return self.storage.git(repo.id)
@@ -147,7 +148,7 @@ class Repos:
         return repo
 
     def delete(self, actor: Actor | None, ref: RepoRef) -> None:
-        repo = self.get(actor, ref, Need.WRITE)
+        repo = self.get(actor, ref, Need.ADMIN)
         git = self.git(repo)
         self.session.execute(delete(RepoObject).where(RepoObject.repo_id == repo.id))
         self.session.execute(delete(Discussion).where(Discussion.repo_id == repo.id))
@@ -160,7 +161,7 @@ class Repos:
     def update_settings(
         self, actor: Actor | None, ref: RepoRef, private: bool | None = None, gated: str | bool | None = None
     ) -> Repo:
-        repo = self.get(actor, ref, Need.WRITE)
+        repo = self.get(actor, ref, Need.ADMIN)
         if private is not None:
             repo.private = private
         if gated is not None:
@@ -223,9 +224,16 @@ class Repos:
         return out
 
     def _visible(self, actor: Actor | None, stmt: Select[Any]) -> Select[Any]:
-        if actor is not None and actor.is_admin:
+        if actor is not None and actor.is_admin and actor.scopes is None:
             return stmt
         cond: ColumnElement[bool] = Repo.private == false()
         if actor is not None:
-            cond = or_(cond, Repo.namespace == actor.name)
+            namespaces = [actor.name, *actor.orgs]
+            if actor.scopes is not None:
+                # A fine-grained token shows private repos only where its scopes reach.
+                names = {s.resource for s in actor.scopes}
+                keys = [k.split(":", 1)[1] for k in names if ":" in k]
+                namespaces = [n for n in namespaces if n in names]
+                cond = or_(cond, (Repo.namespace + "/" + Repo.name).in_(keys))
+            cond = or_(cond, Repo.namespace.in_(namespaces))
         return stmt.where(cond)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from commons.accounts import tokens
 from commons.accounts.actors import Actor
-from commons.accounts.permissions import can_write
+from commons.accounts.permissions import Action, can_write
 from commons.api.deps import ActorDep, ReposDep, ServicesDep, base_url, bearer_token
 from commons.api.hf.ndjson import parse_commit_stream
 from commons.api.routing import segment
@@ -65,7 +65,7 @@ def preupload(
 ) -> dict[str, Any]:
     ref = RepoRef.parse(RepoType.from_plural(repo_type), f"{namespace}/{name}")
     create_pr = request.query_params.get("create_pr") in ("1", "true")
-    repo = repos.get(actor, ref, Need.FILES if create_pr else Need.WRITE)
+    repo = repos.get(actor, ref, Need.DISCUSS if create_pr else Need.WRITE)
     git = repos.git(repo)
     head = git.resolve(segment(revision))
     files = body.get("files")
@@ -168,9 +168,9 @@ async def commit(
     return JSONResponse(body)
 
 
-def _need(req_rev: str, create_pr: bool) -> str:
-    # Opening a PR, or pushing to one's own PR ref, needs read access only (as on the Hub).
-    return Need.FILES if create_pr or PR_REF.match(req_rev) else Need.WRITE
+def _need(req_rev: str, create_pr: bool) -> Action:
+    # Opening a PR, or pushing to one's own PR ref, needs the contributor level only (as on the Hub).
+    return Need.DISCUSS if create_pr or PR_REF.match(req_rev) else Need.WRITE
 
 
 def _authorise(services: Services, request: Request, ref: RepoRef, create_pr: bool) -> tuple[Actor, str]:

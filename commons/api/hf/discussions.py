@@ -97,7 +97,7 @@ def create_discussion(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.SEE)
+    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     disc = d.create(repos.session, repo, repos.git(repo), who, str(body.get("title", "")),
                     str(body.get("description") or ""), bool(body.get("pullRequest")))
     return {"num": disc.num, "url": f"/{repo.repo_id}/discussions/{disc.num}"}
@@ -117,7 +117,7 @@ def comment(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.SEE)
+    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     event = d.comment(repos.session, d.get(repos.session, repo, num), who, str(body.get("comment", "")))
     return {"newMessage": event_json(event)}
 

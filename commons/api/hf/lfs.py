@@ -81,7 +81,7 @@ def _batch(services: Services, request: Request, ref: RepoRef, body: dict[str, A
             if actor is None:
                 raise Unauthorized("Authentication required to upload")
             ref_name = (body.get("ref") or {}).get("name", "") if isinstance(body.get("ref"), dict) else ""
-            need = Need.FILES if str(ref_name).startswith("refs/pr/") or not ref_name else Need.WRITE
+            need = Need.DISCUSS if str(ref_name).startswith("refs/pr/") or not ref_name else Need.WRITE
             # An upload without a ref comes from create_pr flows; the commit itself checks write access.
             repo = repos.get(actor, ref, need)
         else:
@@ -127,7 +127,7 @@ def _verify(services: Services, request: Request, ref: RepoRef, body: dict[str, 
         actor = tokens.authenticate(session, secret) if secret else None
         request.state.actor = actor
         repos = Repos(session, services.storage)
-        repo = repos.get(actor, ref, Need.FILES)
+        repo = repos.get(actor, ref, Need.DISCUSS)
         if not _HEX64.match(oid) or not services.blobs.exists(oid):
             return _lfs_error(404, f"Object {oid} was not uploaded")
         stored = services.blobs.stat(oid).size
