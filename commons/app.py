@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from commons import __version__
+from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
 from commons.api.git import router as git_router
 from commons.api.hf import commits, discussions, files, lfs, refs, repos, tree, users
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.blob_port = None  # set by `commons serve` when the blob server runs
     app.add_exception_handler(CommonsError, handle_commons_error)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RawPathRouting)
     for module in (users, repos, tree, refs, commits, discussions, lfs):
         app.include_router(module.router)

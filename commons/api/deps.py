@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from commons.accounts import tokens
 from commons.accounts.actors import Actor
+from commons.api.auth import authenticate_request
 from commons.errors import InvalidRequest
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Repos
@@ -34,25 +34,9 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
 def get_actor(request: Request, session: SessionDep) -> Actor | None:
     """The caller. A token that is sent but invalid is an error (401), never anonymous."""
-    request.state.actor = None
-    secret = bearer_token(request)
-    if secret is None:
-        return None
-    actor = tokens.authenticate(session, secret)
-    request.state.actor = actor
-    return actor
+    return authenticate_request(session, request)
 
 
 ActorDep = Annotated[Actor | None, Depends(get_actor)]

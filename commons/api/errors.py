@@ -6,6 +6,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from commons import errors as e
+from commons.api.ratelimit import TooManyAttempts
 from commons.hub.discussions import DiscussionNotFound
 
 # (status for an authenticated caller, status for an anonymous one, X-Error-Code)
@@ -22,6 +23,7 @@ _TABLE: list[tuple[type[e.CommonsError], int, int, str | None]] = [
     (e.IntegrityError, 422, 422, None),
     (e.PayloadTooLarge, 413, 413, None),
     (DiscussionNotFound, 404, 404, None),
+    (TooManyAttempts, 429, 429, None),
     (e.InvalidRequest, 400, 400, None),
 ]
 
@@ -39,6 +41,8 @@ def error_response(
     headers = {"X-Error-Message": message}
     if code:
         headers["X-Error-Code"] = code
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
     headers.update(extra_headers or {})
     body: dict[str, object] = {"error": exc.message}
     if isinstance(exc, e.Conflict) and exc.url:

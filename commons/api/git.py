@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,9 +182,11 @@ def _decoded(gunzip: _Gunzip | None, data: bytes, last: bool) -> Iterator[bytes]
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL upload-pack and its process group: its `pack-objects` child would otherwise go on
+    compressing for a client that is gone (it only notices when it next writes)."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):  # it may have exited since returncode was read
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _refusal(feeder: asyncio.Task[str | None]) -> str | None:
@@ -216,6 +219,7 @@ class UploadPackResponse(Response):
         proc = await asyncio.create_subprocess_exec(
             *_command(self.git_dir, advertise=False), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(self.request),
+            start_new_session=True,  # its own process group, so `_kill` reaches pack-objects too
         )
         assert proc.stdout is not None and proc.stderr is not None
         feeder = asyncio.create_task(self._feed(receive, proc))

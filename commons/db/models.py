@@ -125,7 +125,7 @@ class AuditEvent(Base):
     namespace: Mapped[str | None] = mapped_column(String(96), nullable=True, index=True)
     target: Mapped[str] = mapped_column(String(400))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True, comment="One successor per row: no forks.")
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 

@@ -87,7 +87,8 @@ class Repos:
                 )
                 == "accepted"
             )
-        return RepoAccess(repo.namespace, repo.private, repo.gated, granted, f"{repo.type}:{repo.namespace}/{repo.name}")
+        key = f"{repo.type}:{repo.namespace}/{repo.name}"
+        return RepoAccess(repo.namespace, repo.private, repo.gated, granted, key)
 
     def get(self, actor: Actor | None, ref: RepoRef, need: Action = Action.SEE) -> Repo:
         """The repo, if the caller may do `need` with it; else the error the Hub would give."""

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from commons.accounts import tokens
 from commons.accounts.actors import Actor
 from commons.accounts.permissions import Action, can_write
-from commons.api.deps import ActorDep, ReposDep, ServicesDep, base_url, bearer_token
+from commons.api.audit import audit
+from commons.api.auth import authenticate_request
+from commons.api.deps import ActorDep, ReposDep, ServicesDep, base_url
 from commons.api.hf.ndjson import parse_commit_stream
 from commons.api.routing import segment
 from commons.config import UploadPolicy
@@ -161,6 +162,8 @@ async def commit(
         result = await run_in_threadpool(_apply, services, actor, ref, req)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    audit(request, "repo.commit", f"{ref.type.value}:{ref.repo_id}", ref.namespace, ref=result.ref,
+          commit=result.oid, files=len(ops))
     root = f"{base_url(request, services)}/{ref.type.url_prefix}{ref.repo_id}"
     body: dict[str, Any] = {"success": True, "commitOid": result.oid, "commitUrl": f"{root}/commit/{result.oid}"}
     if result.pr_num is not None:
@@ -175,9 +178,7 @@ def _need(req_rev: str, create_pr: bool) -> Action:
 
 def _authorise(services: Services, request: Request, ref: RepoRef, create_pr: bool) -> tuple[Actor, str]:
     with services.session() as session:
-        secret = bearer_token(request)
-        actor = tokens.authenticate(session, secret) if secret else None
-        request.state.actor = actor
+        actor = authenticate_request(session, request)
         rev = segment(request.path_params.get("revision", ""))
         repo = Repos(session, services.storage).get(actor, ref, _need(rev, create_pr))
         if actor is None:

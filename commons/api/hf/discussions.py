@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 
 from commons.accounts.actors import Actor
 from commons.accounts.permissions import can_write
+from commons.api.audit import audit
 from commons.api.deps import ActorDep, ReposDep
 from commons.api.hf.schemas import iso
 from commons.db.models import Discussion, DiscussionEvent, Repo
@@ -93,13 +94,15 @@ def list_discussions(
 
 @router.post(PREFIX)
 def create_discussion(
-    repo_type: str, namespace: str, name: str, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     disc = d.create(repos.session, repo, repos.git(repo), who, str(body.get("title", "")),
                     str(body.get("description") or ""), bool(body.get("pullRequest")))
+    audit(request, "discussion.create", f"{repo.type}:{repo.repo_id}#{disc.num}", repo.namespace,
+          pull_request=disc.is_pull_request)
     return {"num": disc.num, "url": f"/{repo.repo_id}/discussions/{disc.num}"}
 
 
@@ -113,18 +116,19 @@ def get_discussion(
 
 @router.post(PREFIX + "/{num}/comment")
 def comment(
-    repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     event = d.comment(repos.session, d.get(repos.session, repo, num), who, str(body.get("comment", "")))
+    audit(request, "discussion.comment", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace)
     return {"newMessage": event_json(event)}
 
 
 @router.post(PREFIX + "/{num}/status")
 def change_status(
-    repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
@@ -132,24 +136,27 @@ def change_status(
     writer = can_write(who, repos.access(who, repo))
     event = d.change_status(repos.session, d.get(repos.session, repo, num), who, str(body.get("status", "")),
                             str(body.get("comment") or ""), writer)
+    audit(request, "discussion.status", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace,
+          status=event.data.get("status"))
     return {"newStatus": event_json(event)}
 
 
 @router.post(PREFIX + "/{num}/title")
 def change_title(
-    repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.SEE)
     writer = can_write(who, repos.access(who, repo))
     event = d.rename(repos.session, d.get(repos.session, repo, num), who, str(body.get("title", "")), writer)
+    audit(request, "discussion.title", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace)
     return {"newTitle": event_json(event)}
 
 
 @router.post(PREFIX + "/{num}/merge")
 def merge(
-    repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, Any]:
     who = _require(actor)
@@ -157,4 +164,5 @@ def merge(
     git = repos.git(repo)
     new = d.merge(repos.session, d.get(repos.session, repo, num), git, who, str((body or {}).get("comment") or ""))
     repos.reindex(repo, git)
+    audit(request, "pr.merge", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace, commit=new)
     return {"mergeCommitId": new}

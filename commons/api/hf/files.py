@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from commons.accounts import tokens
-from commons.api.deps import bearer_token
+from commons.api.auth import authenticate_request
 from commons.api.errors import error_response
 from commons.api.hf.lfs import blob_download_url
 from commons.api.ranges import RangeNotSatisfiable, parse_range
@@ -44,9 +43,7 @@ def _content_type(path: str) -> str:
 
 def _resolve(services: Services, request: Request, ref: RepoRef, revision: str, path: str) -> Response:
     with services.session() as session:
-        secret = bearer_token(request)
-        actor = tokens.authenticate(session, secret) if secret else None
-        request.state.actor = actor
+        actor = authenticate_request(session, request)
         repos = Repos(session, services.storage)
         repo = repos.get(actor, ref, Need.FILES)
         git = repos.git(repo)

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from commons.accounts import tokens
-from commons.api.deps import ServicesDep, base_url, bearer_token
+from commons.api.auth import authenticate_request
+from commons.api.deps import ServicesDep, base_url
 from commons.db.models import LfsObject, RepoObject
 from commons.errors import CommonsError, InvalidRequest, Unauthorized
 from commons.hub.commits import link_object
@@ -73,9 +73,7 @@ def _batch(services: Services, request: Request, ref: RepoRef, body: dict[str, A
     if operation not in ("upload", "download") or not isinstance(objects, list):
         raise InvalidRequest("LFS batch needs 'operation' (upload|download) and 'objects'")
     with services.session() as session:
-        secret = bearer_token(request)
-        actor = tokens.authenticate(session, secret) if secret else None
-        request.state.actor = actor
+        actor = authenticate_request(session, request)
         repos = Repos(session, services.storage)
         if operation == "upload":
             if actor is None:
@@ -123,9 +121,7 @@ def _batch(services: Services, request: Request, ref: RepoRef, body: dict[str, A
 def _verify(services: Services, request: Request, ref: RepoRef, body: dict[str, Any]) -> JSONResponse:
     oid, size = str(body.get("oid", "")), body.get("size")
     with services.session() as session:
-        secret = bearer_token(request)
-        actor = tokens.authenticate(session, secret) if secret else None
-        request.state.actor = actor
+        actor = authenticate_request(session, request)
         repos = Repos(session, services.storage)
         repo = repos.get(actor, ref, Need.DISCUSS)
         if not _HEX64.match(oid) or not services.blobs.exists(oid):

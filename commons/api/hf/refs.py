@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Request, Response
 
+from commons.api.audit import audit
 from commons.api.deps import ActorDep, ReposDep, ServicesDep, base_url
 from commons.api.hf.schemas import commit_entry
 from commons.api.routing import segment
@@ -63,7 +64,7 @@ def list_commits(
 
 @router.post("/api/{repo_type}/{namespace}/{name}/branch/{branch}")
 def create_branch(
-    repo_type: str, namespace: str, name: str, branch: str, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, branch: str, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, Any]:
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.WRITE)
@@ -75,12 +76,13 @@ def create_branch(
         raise Conflict(f"Branch {branch} already exists")
     with git.locked():
         git.create_ref(f"refs/heads/{branch}", target)
+    audit(request, "branch.create", f"{repo.type}:{repo.repo_id}", repo.namespace, branch=branch, commit=target)
     return {}
 
 
 @router.delete("/api/{repo_type}/{namespace}/{name}/branch/{branch}")
 def delete_branch(
-    repo_type: str, namespace: str, name: str, branch: str, actor: ActorDep, repos: ReposDep
+    request: Request, repo_type: str, namespace: str, name: str, branch: str, actor: ActorDep, repos: ReposDep
 ) -> dict[str, Any]:
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.WRITE)
     branch = segment(branch)
@@ -89,12 +91,13 @@ def delete_branch(
     git = repos.git(repo)
     with git.locked():
         git.delete_ref(f"refs/heads/{branch}")
+    audit(request, "branch.delete", f"{repo.type}:{repo.repo_id}", repo.namespace, branch=branch)
     return {}
 
 
 @router.post("/api/{repo_type}/{namespace}/{name}/tag/{revision}")
 def create_tag(
-    repo_type: str, namespace: str, name: str, revision: str, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, revision: str, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.WRITE)
@@ -108,15 +111,17 @@ def create_tag(
         raise Conflict(f"Tag {tag} already exists")
     with git.locked():
         git.create_ref(f"refs/tags/{tag}", target)
+    audit(request, "tag.create", f"{repo.type}:{repo.repo_id}", repo.namespace, tag=tag, commit=target)
     return {}
 
 
 @router.delete("/api/{repo_type}/{namespace}/{name}/tag/{tag}")
 def delete_tag(
-    repo_type: str, namespace: str, name: str, tag: str, actor: ActorDep, repos: ReposDep
+    request: Request, repo_type: str, namespace: str, name: str, tag: str, actor: ActorDep, repos: ReposDep
 ) -> dict[str, Any]:
     repo = repos.get(actor, _ref(repo_type, namespace, name), Need.WRITE)
     git = repos.git(repo)
     with git.locked():
         git.delete_ref(f"refs/tags/{segment(tag)}")
+    audit(request, "tag.delete", f"{repo.type}:{repo.repo_id}", repo.namespace, tag=segment(tag))
     return {}

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
+from commons.api.audit import audit
 from commons.api.deps import ActorDep, ReposDep, ServicesDep, base_url
 from commons.api.hf.schemas import iso, repo_summary, sibling
 from commons.api.routing import segment
@@ -50,18 +51,23 @@ def create_repo(
         repo = repos.create(actor, ref, private=private)
     except Conflict as exc:
         raise Conflict(exc.message, url=url) from None
+    audit(request, "repo.create", f"{ref.type.value}:{ref.repo_id}", ref.namespace, private=private)
     return {"url": url, "name": repo.repo_id, "id": repo.repo_id}
 
 
 @router.delete("/api/repos/delete")
-def delete_repo(actor: ActorDep, repos: ReposDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    repos.delete(actor, _ref_from_body(body, actor.name if actor else None))
+def delete_repo(
+    request: Request, actor: ActorDep, repos: ReposDep, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    ref = _ref_from_body(body, actor.name if actor else None)
+    repos.delete(actor, ref)
+    audit(request, "repo.delete", f"{ref.type.value}:{ref.repo_id}", ref.namespace)
     return {}
 
 
 @router.put("/api/{repo_type}/{namespace}/{name}/settings")
 def update_settings(
-    repo_type: str, namespace: str, name: str, actor: ActorDep, repos: ReposDep,
+    request: Request, repo_type: str, namespace: str, name: str, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     ref = RepoRef.parse(RepoType.from_plural(repo_type), f"{namespace}/{name}")
@@ -71,6 +77,8 @@ def update_settings(
     elif "private" in body:
         private = _bool(body["private"])
     repo = repos.update_settings(actor, ref, private=private, gated=body.get("gated"))
+    audit(request, "repo.settings", f"{ref.type.value}:{ref.repo_id}", ref.namespace, private=repo.private,
+          gated=repo.gated)
     return {"private": repo.private, "gated": False if repo.gated == "none" else repo.gated}
 
 

@@ -26,10 +26,11 @@ def upgrade() -> None:
     sa.Column('namespace', sa.String(length=96), nullable=True),
     sa.Column('target', sa.String(length=400), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False, comment='One successor per row: no forks.'),
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events')),
-    sa.UniqueConstraint('hash', name=op.f('uq_audit_events_hash'))
+    sa.UniqueConstraint('hash', name=op.f('uq_audit_events_hash')),
+    sa.UniqueConstraint('prev_hash', name=op.f('uq_audit_events_prev_hash'))
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_events_namespace'), ['namespace'], unique=False)
