@@ -9,7 +9,9 @@ from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
 from commons.api.git import router as git_router
-from commons.api.hf import commits, discussions, files, lfs, refs, repos, tree, users
+from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
+from commons.api.native import accounts as native_accounts
+from commons.api.native import audit as native_audit
 from commons.api.routing import RawPathRouting
 from commons.config import Settings
 from commons.errors import CommonsError
@@ -26,7 +28,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_exception_handler(CommonsError, handle_commons_error)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RawPathRouting)
-    for module in (users, repos, tree, refs, commits, discussions, lfs):
+    for module in (users, repos, tree, refs, commits, discussions, gated, lfs, native_accounts, native_audit):
         app.include_router(module.router)
     app.include_router(git_router)
     app.include_router(files.router)

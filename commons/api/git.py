@@ -5,15 +5,13 @@ Two endpoints per repo, as `git http-backend` serves them: `GET {repo}/info/refs
 `/{ns}/{name}` or `/datasets/{ns}/{name}`, with or without `.git`. Pushing is refused: every write goes
 through the HTTP API, which keeps the database, LFS bookkeeping and refs consistent.
 
-Access is exactly that of file downloads (`Need.FILES`). Git authenticates with HTTP Basic, so a token is
-accepted as the Basic password (any username) as well as a `Bearer` token.
+Access is exactly that of file downloads (`Need.FILES`), and so is authentication (`authenticate_request`):
+git sends HTTP Basic, with the token as the password and any username.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -28,9 +26,9 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from commons.accounts import tokens
+from commons.api.auth import authenticate_request
 from commons.api.errors import error_response
-from commons.errors import CommonsError, Unauthorized
+from commons.errors import CommonsError
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Need, Repos
 from commons.services import Services
@@ -57,37 +55,12 @@ _NO_CACHE = {"Cache-Control": "no-cache, max-age=0, must-revalidate", "Pragma": 
 _GIT_PROTOCOL = re.compile(r"^[A-Za-z0-9._=:-]{1,256}$")
 
 
-# ---------------------------------------------------------------- credentials and access
-def request_token(request: Request) -> str | None:
-    """The token in `Authorization`: `Bearer <token>`, or HTTP Basic with the token as password.
-
-    A Basic header with an empty password carries the token as the username (how some tools send it).
-    """
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if not value:
-        return None
-    if scheme.lower() == "bearer":
-        return value
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Unauthorized("Malformed Basic credentials in Authorization header") from None
-    username, _, password = decoded.partition(":")
-    return password or username or None
-
-
+# ---------------------------------------------------------------- access
 def _git_dir(services: Services, request: Request, ref: RepoRef) -> Path:
     """The repo's bare git directory, if the caller may download its files (else the resolve error)."""
     with services.session() as session:
-        secret = request_token(request)
-        actor = tokens.authenticate(session, secret) if secret else None
-        request.state.actor = actor
+        # Bearer or Basic (git sends the token as the Basic password), with the failed-guess rate limit.
+        actor = authenticate_request(session, request)
         repo = Repos(session, services.storage).get(actor, ref, Need.FILES)
         return services.storage.git_path(repo.id)
 
@@ -102,7 +75,7 @@ def _git_error(request: Request, exc: CommonsError) -> Response:
     """The status and X-Error headers of a resolve, as text/plain: git prints such bodies as `remote: ...`."""
     anonymous = getattr(request.state, "actor", None) is None
     base = error_response(exc, anonymous)
-    headers = {k: v for k, v in base.headers.items() if k.lower().startswith("x-error-")}
+    headers = {k: v for k, v in base.headers.items() if k.lower() not in ("content-type", "content-length")}
     if base.status_code == 401:
         # Without a challenge, curl (inside git) never sends the credentials it holds, nor asks for any.
         headers["WWW-Authenticate"] = 'Basic realm="Commons"'

@@ -19,6 +19,12 @@ def whoami(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
         raise Unauthorized("Invalid credentials in Authorization header")
     user = get_user(session, actor.name)
     assert user is not None
+    token: dict[str, Any] = {"displayName": actor.token_name, "role": actor.role}
+    if actor.scopes is not None:
+        # The Hub's shape for fine-grained tokens: what each scoped entity allows.
+        token["fineGrained"] = {"scoped": [
+            {"entity": _entity(s.resource), "permissions": sorted(s.actions)} for s in actor.scopes
+        ], "global": []}
     return {
         "type": "user",
         "id": str(user.id),
@@ -28,9 +34,12 @@ def whoami(actor: ActorDep, session: SessionDep) -> dict[str, Any]:
         "emailVerified": user.email is not None,
         "isPro": False,
         "isAdmin": user.is_admin,
-        "orgs": [],
-        "auth": {
-            "type": "access_token",
-            "accessToken": {"displayName": actor.token_name, "role": actor.role},
-        },
+        "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": role.value}
+                 for org, role in sorted(actor.orgs.items())],
+        "auth": {"type": "access_token", "accessToken": token},
     }
+
+
+def _entity(resource: str) -> dict[str, str]:
+    kind, sep, name = resource.partition(":")
+    return {"type": kind, "name": name} if sep else {"type": "namespace", "name": resource}

@@ -1,0 +1,1 @@
+"""The Commons-only API under `/api/commons/`: accounts, organisations, tokens, audit."""
