@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
+from commons.api.ratelimit import FailureLimiter
 from commons.api.git import router as git_router
 from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
 from commons.api.native import accounts as native_accounts
@@ -25,10 +26,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                   openapi_url="/api/commons/openapi.json", redoc_url=None)
     app.state.services = services
     app.state.blob_port = None  # set by `commons serve` when the blob server runs
+    app.state.auth_limiter = FailureLimiter(services.settings.auth_failures_per_minute, 60)
+    app.state.login_limiter = FailureLimiter(services.settings.login_failures_per_5min, 300)
     app.add_exception_handler(CommonsError, handle_commons_error)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RawPathRouting)
-    for module in (users, repos, tree, refs, commits, discussions, gated, lfs, native_accounts, native_audit):
+    # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`.
+    for module in (native_accounts, native_audit, users, repos, tree, refs, commits, discussions, gated, lfs):
         app.include_router(module.router)
     app.include_router(git_router)
     app.include_router(files.router)

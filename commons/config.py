@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     signed_url_ttl: int = Field(3600, description="Lifetime of signed blob URLs, in seconds.")
     blob_store: str = Field("local", description="Blob store backend: `local` (files under home).")
     log_level: str = Field("info", description="Log level of the server.")
+    auth_failures_per_minute: int = Field(
+        30, description="Failed token checks allowed per client address and minute before answering 429."
+    )
+    login_failures_per_5min: int = Field(
+        10, description="Failed web logins allowed per client address in 5 minutes before answering 429."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

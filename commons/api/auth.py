@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from commons.accounts import sessions, tokens
 from commons.accounts.actors import Actor
-from commons.api.ratelimit import FAILED_AUTH
+from commons.api.ratelimit import FailureLimiter
 from commons.errors import Unauthorized
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -55,11 +55,12 @@ def authenticate_request(session: Session, request: Request) -> Actor | None:
     secret = request_token(request)
     actor: Actor | None = None
     if secret is not None:
-        FAILED_AUTH.check(client_ip(request))
+        limiter: FailureLimiter = request.app.state.auth_limiter
+        limiter.check(client_ip(request))
         try:
             actor = tokens.authenticate(session, secret)
         except Unauthorized:
-            FAILED_AUTH.fail(client_ip(request))
+            limiter.fail(client_ip(request))
             raise
     elif request.method in SAFE_METHODS and (cookie := request.cookies.get(sessions.COOKIE)):
         found = sessions.lookup(session, cookie)

@@ -17,7 +17,7 @@ _TABLE: list[tuple[type[e.CommonsError], int, int, str | None]] = [
     (e.EntryNotFound, 404, 404, "EntryNotFound"),
     (e.RepoDisabled, 403, 403, None),
     (e.Unauthorized, 401, 401, None),
-    (e.PermissionDenied, 403, 401, None),
+    (e.PermissionDenied, 403, 403, None),
     (e.Conflict, 409, 409, None),
     (e.PreconditionFailed, 412, 412, None),
     (e.IntegrityError, 422, 422, None),

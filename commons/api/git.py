@@ -295,7 +295,8 @@ async def _upload_pack(request: Request, repo_type: RepoType, namespace: str, na
     return UploadPackResponse(request, git_dir, gzipped=encoding in ("gzip", "x-gzip"))
 
 
-# Explicit routes per repo type: `/datasets/{ns}/{name}/...` first, so it is never read as a model repo.
+# `/datasets/{ns}/{name}/info/refs` has one segment more than the model form, so the two never collide
+# ("datasets" is a reserved user name). None of these paths overlap `/resolve/` or `/info/lfs/`.
 @router.get("/datasets/{namespace}/{name}/info/refs", include_in_schema=False)
 async def dataset_info_refs(request: Request, namespace: str, name: str) -> Response:
     return await _info_refs(request, RepoType.DATASET, namespace, name)

@@ -54,6 +54,3 @@ class FailureLimiter:
         with self._lock:
             self._failures.pop(key, None)
 
-
-FAILED_AUTH = FailureLimiter(limit=30, window_s=60)
-FAILED_LOGIN = FailureLimiter(limit=10, window_s=300)
