@@ -8,11 +8,11 @@ from fastapi.responses import JSONResponse
 from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
-from commons.api.ratelimit import FailureLimiter
 from commons.api.git import router as git_router
 from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
+from commons.api.ratelimit import FailureLimiter
 from commons.api.routing import RawPathRouting
 from commons.config import Settings
 from commons.errors import CommonsError
