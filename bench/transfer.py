@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -185,18 +186,39 @@ http {{
 # ----------------------------------------------------------------------------- table
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 @dataclass
 class Trial:
-    """One row: `measure()` returns MB/s; `before()` runs untimed before each measurement."""
+    """One row: `measure()` returns MB/s; `before()` runs untimed before each measurement.
+
+    Besides the rate, a run records CPU seconds per GiB moved, in this process (the blob server
+    runs here; so does the hashing anchor) and in the child processes (curl, the httpx client).
+    Those stay put when other work on the machine steals cores, which makes the rates noisy.
+    """
 
     label: str
     measure: Callable[[], float]
     before: Callable[[], None] = lambda: None
     rates: list[float] = field(default_factory=list)
+    cpu_self: list[float] = field(default_factory=list)
+    cpu_children: list[float] = field(default_factory=list)
 
-    def run(self) -> float:
+    def run(self, size: int, record: bool) -> float:
         self.before()
-        return self.measure()
+        own0, kids0 = _cpu()
+        rate = self.measure()
+        own1, kids1 = _cpu()
+        if record:
+            self.rates.append(rate)
+            self.cpu_self.append((own1 - own0) * (1 << 30) / size)
+            self.cpu_children.append((kids1 - kids0) * (1 << 30) / size)
+        return rate
 
 
 @dataclass
@@ -213,19 +235,18 @@ class Group:
         return [self.reference, *self.others]
 
 
-def run_groups(groups: list[Group], reps: int, warmup: int) -> None:
+def run_groups(groups: list[Group], size: int, reps: int, warmup: int) -> None:
     for rep in range(warmup + reps):
         for group in groups:
             for trial in group.trials():
-                rate = trial.run()
-                if rep >= warmup:
-                    trial.rates.append(rate)
+                rate = trial.run(size, record=rep >= warmup)
                 print(f"  {'warm-up' if rep < warmup else f'rep {rep - warmup + 1}'}: "
                       f"{trial.label}: {rate:,.0f} MB/s", file=sys.stderr, flush=True)
 
 
 def print_table(groups: list[Group]) -> None:
-    print(f"\n{'row':<52} {'median MB/s':>12} {'min-max':>13} {'ratio':>7}  goal")
+    print(f"\n{'row':<52} {'median MB/s':>12} {'min-max':>13} {'ratio':>7} {'CPU-s/GiB':>15}  goal")
+    print(f"{'':<87} {'here':>7} {'child':>7}")
     for group in groups:
         print(f"{group.title}")
         ref = group.reference.rates
@@ -241,7 +262,8 @@ def print_table(groups: list[Group]) -> None:
                 goal = ""
                 if group.goal is not None and trial.label == group.goal_row:
                     goal = f">= {group.goal:.2f} {'met' if value >= group.goal else 'MISSED'}"
-            print(f"  {trial.label:<50} {statistics.median(r):>12,.0f} {spread:>13} {ratio:>7}  {goal}")
+            cpu = f"{statistics.median(trial.cpu_self):>7.2f} {statistics.median(trial.cpu_children):>7.2f}"
+            print(f"  {trial.label:<50} {statistics.median(r):>12,.0f} {spread:>13} {ratio:>7} {cpu}  {goal}")
 
 
 # ----------------------------------------------------------------------------- main
@@ -328,13 +350,16 @@ def main() -> None:
                       goal=0.8, goal_row="curl -T -> blob server (sha256 + fsync)"),
             ]
             load_before = os.getloadavg()[0]
-            run_groups(groups, args.reps, args.warmup)
+            run_groups(groups, size, args.reps, args.warmup)
             load_after = os.getloadavg()[0]
             restore_blob()
         server.stop()
         print(f"\n{args.size_mib} MiB file, {args.reps} reps (+{args.warmup} warm-up), {os.cpu_count()} CPUs, "
               f"1-min load average {load_before:.1f} before / {load_after:.1f} after")
         print_table(groups)
+        print("\nratio: median over reps of row / reference, each pair measured back to back. CPU-s/GiB:"
+              "\n'here' is this process (the blob server; the hashing anchor), 'child' the client process"
+              "\n(curl, httpx); nginx's own CPU is in neither.")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -9,6 +9,7 @@ batch API hands out its URLs, the way the Hub hands transfers to its CDN.
   the body leaves through `sendfile(2)` (zero copy, GIL released).
 - `PUT /upload/<sha256>?size=&exp=&sig=`: the body is received, hashed and written by three
   threads at once (hashlib and the syscalls release the GIL), verified, then adopted by the store.
+  Large staging files are written with O_DIRECT (see `_open_staging` for why).
 
 The HTTP parsing is our own and deliberately small: `http.server` reads bodies through a buffered
 file object and cannot hand a socket to `sendfile` or `recv_into` on its own terms.
@@ -53,10 +54,10 @@ _DRAIN_LIMIT = 64 * 1024
 _CHUNK = 4 << 20
 """Upload pipeline buffer. Large enough that each stage runs in C (GIL released) for ~1-4 ms per
 call, small enough that a few of them stay in the 32 MiB L3 cache between the stages."""
-_BUFFERS = 4
-"""Buffers in flight per upload: one per stage plus one spare, so no stage waits on another."""
-_POOL_MAX = 8
-"""Pipeline buffers kept between uploads (32 MiB): fresh ones cost page faults on every upload."""
+_BUFFERS = 6
+"""Buffers in flight per upload: one per stage plus spares that absorb jitter between them."""
+_POOL_MAX = _BUFFERS
+"""Pipeline buffers kept between uploads (one upload's worth): fresh ones cost page faults."""
 _DIRECT_ALIGN = 4096
 """O_DIRECT needs block-aligned lengths; a shorter final piece is written through the page cache."""
 _SENDFILE_MAX = 1 << 30
@@ -441,6 +442,7 @@ class BlobServer:
         except _HttpError as exc:  # raised before any byte of a response was sent
             with contextlib.suppress(OSError):
                 self._send_json(conn, exc.status, {"error": exc.message}, keep_alive=False)
+                self._lingering_close(conn)
         except (_ClientGone, OSError) as exc:
             log.debug("blob server connection ended: %r", exc)
         except Exception:
@@ -505,7 +507,7 @@ class BlobServer:
         if "transfer-encoding" in req.headers:
             return None
         length = req.headers.get("content-length", "0")
-        return int(length) if length.isdigit() else None
+        return int(length) if _is_number(length) else None
 
     def _lingering_close(self, conn: _Conn) -> None:
         # Closing with unread data makes the kernel send RST, and a client still writing its body
@@ -517,11 +519,16 @@ class BlobServer:
             while time.monotonic() < deadline and conn.sock.recv(1 << 20):
                 pass
 
+    def _verify(self, action: str, oid: str, req: _Request) -> bool:
+        """Whether the query signs `action` on `oid`; size and exp must be plain decimals."""
+        q = req.query
+        size, exp = q.get("size", ""), q.get("exp", "")
+        return _is_number(size) and _is_number(exp) and self._signer.verify(action, oid, size, exp, q.get("sig"))
+
     # ------------------------------------------------------------------ downloads
 
     def _get(self, conn: _Conn, req: _Request, oid: str) -> bool:
-        q = req.query
-        if not self._signer.verify("download", oid, q.get("size"), q.get("exp"), q.get("sig")):
+        if not self._verify("download", oid, req):
             return self._refuse(conn, req, 403, "Invalid or expired signature")
         try:
             path = self._store.local_path(oid) if _HEX64.match(oid) else None
@@ -573,7 +580,7 @@ class BlobServer:
         """(status, headers, offset, length) of the answer; None when it was already sent (304/416)."""
         etag = f'"{oid}"'
         exp = req.query.get("exp", "0")
-        max_age = max(0, int(exp) - int(time.time())) if exp.isdigit() else 0
+        max_age = max(0, int(exp) - int(time.time())) if _is_number(exp) else 0
         headers = [
             ("Content-Type", "application/octet-stream"),
             ("Accept-Ranges", "bytes"),
@@ -624,15 +631,11 @@ class BlobServer:
     # ------------------------------------------------------------------ uploads
 
     def _put(self, conn: _Conn, req: _Request, oid: str) -> bool:
-        q = req.query
         if not _HEX64.match(oid):
             return self._refuse(conn, req, 400, "The object id must be a lowercase sha256")
-        if not self._signer.verify("upload", oid, q.get("size"), q.get("exp"), q.get("sig")):
+        if not self._verify("upload", oid, req):
             return self._refuse(conn, req, 403, "Invalid or expired signature")
-        size_text = q.get("size", "")
-        if not size_text.isdigit():
-            return self._refuse(conn, req, 400, "Invalid size")
-        size = int(size_text)
+        size = int(req.query["size"])
         if self._max_size is not None and size > self._max_size:
             return self._refuse(conn, req, 413, f"Objects are limited to {self._max_size} bytes")
         body: _Body
@@ -645,7 +648,7 @@ class BlobServer:
             length = req.headers.get("content-length")
             if length is None:
                 return self._refuse(conn, req, 411, "Content-Length is required")
-            if not length.isdigit():
+            if not _is_number(length):
                 raise _HttpError(400, "Invalid Content-Length")
             if int(length) != size:
                 return self._refuse(conn, req, 400, f"Content-Length {length} is not the signed size {size}")
@@ -685,6 +688,8 @@ class BlobServer:
         # Answer only now: a client that sees the answer sees the staging file gone, too.
         self._send_json(conn, status, payload, keep)
         log.debug("PUT %s -> %d (%d bytes)", req.path, status, size)
+        if not keep:
+            self._lingering_close(conn)
         return keep
 
     def _receive(self, body: _Body, size: int, staging: Path | None) -> tuple[str, int, bool]:
@@ -829,6 +834,11 @@ def _end_direct(fd: int) -> bool:
     """Switch a staging file back to buffered writes (for an unaligned tail); returns False."""
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
     return False
+
+
+def _is_number(text: str) -> bool:
+    """ASCII decimal digits only (str.isdigit also accepts '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _write_all(fd: int, view: memoryview) -> None:

@@ -215,10 +215,23 @@ def test_malformed_request_is_400(env: Env) -> None:
         assert s.recv(65536).startswith(b"HTTP/1.1 400 ")
 
 
+def test_non_ascii_digits_are_refused(env: Env, client: httpx.Client) -> None:
+    oid = env.put_local(b"x")
+    url = env.get_url(oid, 1)
+    exp = url.split("exp=")[1].split("&")[0]
+    assert client.get(url.replace(f"exp={exp}", "exp=%C2%B2")).status_code == 403
+    path = urlsplit(env.put_url(oid, 1))
+    with socket.create_connection(("127.0.0.1", env.server.port)) as s:
+        s.sendall(f"PUT {path.path}?{path.query} HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n"
+                  .encode("latin-1"))
+        assert s.recv(65536).startswith(b"HTTP/1.1 400 ")
+
+
 # ----------------------------------------------------------------------------- uploads
 
 
-@pytest.mark.parametrize("size", [0, 1000, 3 << 20, 20 << 20 | 12345])  # inline and pipelined paths
+# Inline (< 8 MiB) and pipelined paths; 16 MiB ends on an O_DIRECT boundary, 20 MiB + 12345 does not.
+@pytest.mark.parametrize("size", [0, 1000, 3 << 20, 16 << 20, (20 << 20) + 12345])
 def test_upload_then_download(env: Env, client: httpx.Client, size: int) -> None:
     data = blob(size, seed=size)
     oid = hashlib.sha256(data).hexdigest()
@@ -360,7 +373,7 @@ def test_client_vanishing_mid_upload_leaves_nothing(env: Env) -> None:
 
 
 def test_concurrent_uploads(env: Env) -> None:
-    blobs = [blob((6 << 20) + i * 1001, seed=100 + i) for i in range(6)]
+    blobs = [blob((9 << 20) + i * 1001, seed=100 + i) for i in range(6)]
     blobs.append(blobs[0])  # two uploads of the same object race for adopt
     errors: list[str] = []
 
@@ -380,6 +393,24 @@ def test_concurrent_uploads(env: Env) -> None:
     for data in blobs:
         assert env.store.open(hashlib.sha256(data).hexdigest()).read() == data
     assert len(env.stored) == len(blobs)
+    assert env.staging_files() == []
+
+
+def test_upload_falls_back_to_buffered_writes(env: Env, client: httpx.Client,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def no_direct(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_DIRECT:
+            real_open(path, flags & ~os.O_DIRECT, mode)  # like Linux: created, then refused
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", no_direct)
+    data = blob((12 << 20) + 1, seed=9)
+    oid = hashlib.sha256(data).hexdigest()
+    assert client.put(env.put_url(oid, len(data)), content=data).status_code == 200
+    assert env.store.open(oid).read() == data
     assert env.staging_files() == []
 
 

@@ -65,7 +65,9 @@ def allowed(actor: Actor | None, action: Action, repo: RepoAccess) -> bool:
     role = namespace_role(actor, repo.namespace)
     if actor is not None and not _credential_allows(actor, action, repo):
         # A scoped token that does not name this repo sees public repos as anonymous does.
-        return action in (Action.SEE, Action.READ) and not repo.private and repo.gated == "none"
+        if action is Action.SEE:
+            return not repo.private
+        return action is Action.READ and not repo.private and repo.gated == "none"
     if action is Action.SEE:
         return not repo.private or role is not None
     if action is Action.READ:

@@ -297,28 +297,28 @@ async def _upload_pack(request: Request, repo_type: RepoType, namespace: str, na
 
 # `/datasets/{ns}/{name}/info/refs` has one segment more than the model form, so the two never collide
 # ("datasets" is a reserved user name). None of these paths overlap `/resolve/` or `/info/lfs/`.
-@router.get("/datasets/{namespace}/{name}/info/refs", include_in_schema=False)
+@router.get("/datasets/{namespace}/{name}/info/refs")
 async def dataset_info_refs(request: Request, namespace: str, name: str) -> Response:
     return await _info_refs(request, RepoType.DATASET, namespace, name)
 
 
-@router.post("/datasets/{namespace}/{name}/git-upload-pack", include_in_schema=False)
+@router.post("/datasets/{namespace}/{name}/git-upload-pack")
 async def dataset_upload_pack(request: Request, namespace: str, name: str) -> Response:
     return await _upload_pack(request, RepoType.DATASET, namespace, name)
 
 
-@router.get("/{namespace}/{name}/info/refs", include_in_schema=False)
+@router.get("/{namespace}/{name}/info/refs")
 async def model_info_refs(request: Request, namespace: str, name: str) -> Response:
     return await _info_refs(request, RepoType.MODEL, namespace, name)
 
 
-@router.post("/{namespace}/{name}/git-upload-pack", include_in_schema=False)
+@router.post("/{namespace}/{name}/git-upload-pack")
 async def model_upload_pack(request: Request, namespace: str, name: str) -> Response:
     return await _upload_pack(request, RepoType.MODEL, namespace, name)
 
 
-@router.post("/datasets/{namespace}/{name}/git-receive-pack", include_in_schema=False)
-@router.post("/{namespace}/{name}/git-receive-pack", include_in_schema=False)
+@router.post("/datasets/{namespace}/{name}/git-receive-pack")
+@router.post("/{namespace}/{name}/git-receive-pack")
 async def receive_pack(namespace: str, name: str) -> Response:
     """Pushes are refused before any lookup: the answer is the same whether or not the repo exists."""
     return _refuse_push()

@@ -132,7 +132,8 @@ def change_status(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.SEE)
+    # The credential must allow taking part; then the author or a writer may change the discussion.
+    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     writer = can_write(who, repos.access(who, repo))
     event = d.change_status(repos.session, d.get(repos.session, repo, num), who, str(body.get("status", "")),
                             str(body.get("comment") or ""), writer)
@@ -147,7 +148,8 @@ def change_title(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     who = _require(actor)
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.SEE)
+    # The credential must allow taking part; then the author or a writer may change the discussion.
+    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
     writer = can_write(who, repos.access(who, repo))
     event = d.rename(repos.session, d.get(repos.session, repo, num), who, str(body.get("title", "")), writer)
     audit(request, "discussion.title", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace)

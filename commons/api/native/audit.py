@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api/commons/audit")
 def _allowed_namespace(actor: Actor | None, namespace: str | None) -> str | None:
     if actor is None:
         raise Unauthorized("Authentication required")
-    if actor.is_admin and actor.scopes is None:
+    if actor.scopes is not None:
+        raise PermissionDenied("Fine-grained tokens cannot read the audit log")
+    if actor.is_admin:
         return namespace
     if namespace is not None and (actor.orgs.get(namespace) == Role.ADMIN or namespace == actor.name):
         return namespace
@@ -48,7 +50,9 @@ def export(services: ServicesDep, session: SessionDep, actor: ActorDep, namespac
 
 @router.get("/verify")
 def verify(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    if actor is None or not actor.is_admin:
+    if actor is None:
+        raise Unauthorized("Authentication required")
+    if not actor.is_admin or actor.scopes is not None:
         raise PermissionDenied("Only site administrators can verify the whole chain")
     result = log.verify(session)
     return {"ok": result.ok, "rows": result.rows, "badRow": result.bad_row, "reason": result.reason}
