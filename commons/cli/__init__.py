@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import db, demo, importers, serve, tokens, users
+from commons.cli import audit, db, demo, importers, orgs, serve, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   add_completion=False)
@@ -13,6 +13,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(importers.app, name="import")
+app.add_typer(orgs.app, name="orgs")
+app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo)
 
 

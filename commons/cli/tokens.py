@@ -9,6 +9,7 @@ import typer
 from commons.accounts import tokens
 from commons.accounts.users import get_user
 from commons.config import Settings
+from commons.errors import CommonsError
 from commons.services import build_services
 
 app = typer.Typer(help="Access tokens (shown once, stored hashed).", no_args_is_help=True)
@@ -20,6 +21,9 @@ def create(
     write: bool = typer.Option(False, "--write", help="Allow writes (default: read-only)."),
     name: str = typer.Option("cli", help="A label to tell tokens apart."),
     expires_days: int | None = typer.Option(None, help="Expire after this many days."),
+    scope: list[str] = typer.Option(
+        [], help="Fine-grained: RESOURCE=ACTIONS, e.g. model:acme/m=read,write or acme=read (repeatable)."
+    ),
 ) -> None:
     """Create a token for USER. The token alone is printed on the last line."""
     services = build_services(Settings())
@@ -29,8 +33,17 @@ def create(
             typer.echo(f"error: no user named {user!r}", err=True)
             raise typer.Exit(1)
         expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-        secret = tokens.issue_token(session, account, name, "write" if write else "read", expires)
-    typer.echo(f"token {name!r} for {user} ({'write' if write else 'read'}); it is shown only once:", err=True)
+        scopes = None
+        if scope:
+            scopes = [{"resource": s.split("=", 1)[0], "actions": s.split("=", 1)[1].split(",")} for s in scope
+                      if "=" in s]
+        role = "fine-grained" if scopes else ("write" if write else "read")
+        try:
+            secret = tokens.issue_token(session, account, name, role, expires, scopes)
+        except CommonsError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"token {name!r} for {user} ({role}); it is shown only once:", err=True)
     typer.echo(secret)
 
 

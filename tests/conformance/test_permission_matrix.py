@@ -1,4 +1,4 @@
-"""Every route × every kind of caller × {public, private, gated}: the expected status, never a private byte.
+"""Every route x every kind of caller x {public, private, gated}: the expected status, never a private byte.
 
 The route list comes from the app itself (its OpenAPI schema), so a new route fails this test until
 it is given a rule here. Allowed calls must get past authorisation (any status but 401/403 and
@@ -285,7 +285,7 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
         ("POST", "/{namespace}/{name}/info/lfs/objects/batch"): {"operation": "download",
                                                                  "objects": [{"oid": w.blob_sha, "size": 1}]},
         ("POST", "/{namespace}/{name}/info/lfs/verify"): {"oid": w.blob_sha, "size": len(SECRET)},
-    }.get((method, template.removeprefix("/datasets")), None)
+    }.get((method, template.removeprefix("/datasets")))
     if body is not None:
         kw["json"] = body
     if template.endswith("/paths-info/{revision}"):
