@@ -14,6 +14,7 @@ from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
 from commons.api.ratelimit import FailureLimiter
 from commons.api.routing import RawPathRouting
+from commons.web import routes as web_routes
 from commons.config import Settings
 from commons.errors import CommonsError
 from commons.services import Services, build_services
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router)
     app.include_router(git_router)
     app.include_router(files.router)
+    # The web UI last: its page routes (`/{ns}/{name}`) would shadow the API's.
+    app.include_router(web_routes.router)
 
     @app.get("/api/commons/health")
     def health() -> JSONResponse:
