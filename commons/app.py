@@ -9,6 +9,7 @@ from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
 from commons.api.git import router as git_router
+from commons.api.limits import RequestSizeLimit
 from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.login_limiter = FailureLimiter(services.settings.login_failures_per_5min, 300)
     app.add_exception_handler(CommonsError, handle_commons_error)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(RequestSizeLimit, max_request=services.settings.max_request_size,
+                       max_commit=services.settings.max_commit_size)
     app.add_middleware(RawPathRouting)
     # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`.
     for module in (native_accounts, native_audit, users, repos, tree, refs, commits, discussions, gated, lfs):

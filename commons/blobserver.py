@@ -298,6 +298,9 @@ class BlobServer:
     One thread per connection (keep-alive), plus two helper threads per large upload. Objects
     only enter the store through `store.adopt` after their sha256 and size matched; a failed or
     killed upload leaves at most a file in the store's staging area.
+
+    `timeout` bounds every stall (idle keep-alive, a body that stops arriving, a reader that stops
+    reading); `direct_io=False` writes large uploads through the page cache instead of O_DIRECT.
     """
 
     def __init__(

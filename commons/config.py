@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(1000, description="Page size of repo, tree and commit listings.")
     max_file_size: int = Field(50 * 1024**3, description="Largest single file accepted, in bytes.")
+    max_request_size: int = Field(
+        64 * 1024**2, description="Largest request body of the JSON API and web forms, in bytes."
+    )
+    max_commit_size: int = Field(
+        100 * 1024**3, description="Largest commit request body (files inline as base64 under policy A), in bytes."
+    )
     signed_url_ttl: int = Field(3600, description="Lifetime of signed blob URLs, in seconds.")
     blob_store: str = Field("local", description="Blob store backend: `local` (files under home).")
     log_level: str = Field("info", description="Log level of the server.")
