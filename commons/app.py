@@ -9,16 +9,16 @@ from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
 from commons.api.git import router as git_router
-from commons.api.limits import RequestSizeLimit
 from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
+from commons.api.limits import RequestSizeLimit
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
 from commons.api.ratelimit import FailureLimiter
 from commons.api.routing import RawPathRouting
-from commons.web import routes as web_routes
 from commons.config import Settings
 from commons.errors import CommonsError
 from commons.services import Services, build_services
+from commons.web import routes as web_routes
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

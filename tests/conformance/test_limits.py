@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from tests.hubserver import HubServer, free_port, new_home
 
 
