@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from commons.accounts.actors import Actor
 from commons.db.models import LfsObject, Repo, RepoObject
 from commons.errors import EntryNotFound, IntegrityError, InvalidRequest
-from commons.hub import discussions
+from commons.hub import discussions, scans
 from commons.hub.attributes import DEFAULT_GITATTRIBUTES, LfsRules, with_tracked_paths
 from commons.hub.gitrepo import MAIN, Change, GitRepo
 from commons.hub.ids import validate_path
@@ -174,7 +174,9 @@ def apply_commit(
             refname, changes, folders, _message(req.summary, req.description), actor.name, expected_parent=expected
         )
 
-    # 4. index.
+    # 4. scan what was added, then index.
+    added = [op.path for op in req.operations if isinstance(op, AddFile | AddLfs)]
+    scans.scan_paths(session, storage, repo, git, oid, added)
     if refname == f"refs/heads/{MAIN}":
         from commons.hub.repos import Repos  # local import: repos imports nothing from here
 

@@ -104,20 +104,32 @@ class ByteStream:
                 rest -= len(data)
         self.pos += n
 
-    def readline(self, limit: int) -> bytes:
-        """Bytes up to (excluding) the next newline; `Truncated` if none within `limit` bytes or the region."""
+    def readline(self, keep: int) -> tuple[bytes | None, bool]:
+        """Consume up to and including the next newline.
+
+        Returns (line without the newline, or None when it was longer than `keep` bytes and
+        was skipped; whether a newline ended it). At the end of the region the remainder is
+        returned with False, as `pickle._Unpickler.readline` does; a caller that needs C
+        `_pickle` strictness raises on that.
+        """
+        kept = True
         while True:
             nl = self._buf.find(b"\n", self._idx)
             if nl >= 0:
-                if nl - self._idx > limit:
-                    break
-                line = self._buf[self._idx : nl]
+                line = self._buf[self._idx : nl] if kept and nl - self._idx <= keep else None
                 self.pos += nl + 1 - self._idx
                 self._idx = nl + 1
-                return line
-            if len(self._buf) - self._idx > limit or not self._fill():
-                break
-        raise Truncated(f"no newline within {limit} bytes at offset {self.offset}")
+                return line, True
+            if len(self._buf) - self._idx > keep:
+                # Too long to keep: drop what is buffered and keep looking for the newline.
+                kept = False
+                self.pos += len(self._buf) - self._idx
+                self._buf, self._idx = b"", 0
+            if not self._fill():
+                rest = self._buf[self._idx :] if kept else None
+                self.pos += len(self._buf) - self._idx
+                self._buf, self._idx = b"", 0
+                return rest, False
 
     def skip_prefixed(self, count: int, prefix: struct.Struct, max_len: int) -> None:
         """Skip `count` length-prefixed blobs (e.g. GGUF string arrays) without a method call per byte."""

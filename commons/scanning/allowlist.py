@@ -97,7 +97,8 @@ def _build() -> frozenset[str]:
     # numpy arrays, dtypes and scalars (numpy 1.x `numpy.core`, numpy 2.x `numpy._core`).
     for core in ("numpy.core", "numpy._core"):
         names.update((f"{core}.multiarray._reconstruct", f"{core}.multiarray.scalar", f"{core}.numeric._frombuffer"))
-    names.update(("numpy.ndarray", "numpy.dtype", "numpy.ma.core._mareconstruct", "numpy.ma.core.MaskedArray"))
+    names.update(("numpy.ndarray", "numpy.dtype"))
+    names.update(("numpy.ma.core._mareconstruct", "numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray"))
     names.update(f"numpy.{s}" for s in _NUMPY_SCALARS)
     names.update(f"numpy.dtypes.{s}" for s in (
         "BoolDType", "Int8DType", "Int16DType", "Int32DType", "Int64DType", "UInt8DType", "UInt16DType",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import struct
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,7 @@ class PickleLimits:
     """Work budget for one file, so hostile input costs bounded time and memory."""
 
     max_ops: int = 2_000_000  # opcodes over all pickles of a file (~2-4 s of Python at worst)
-    max_string: int = 4096  # longest string whose value is kept (longer ones are "unknown")
-    max_line: int = 1 << 20  # longest text-protocol line followed
+    max_string: int = 4096  # longest string or text line whose value is kept (longer: "unknown")
     max_pickles: int = 8  # pickles read back to back from one stream
     max_members: int = 256  # .pkl members scanned in one zip
     max_findings: int = 50  # findings per file before the rest is summarised
@@ -252,14 +252,28 @@ class _Walker:
             stack = metastack.pop()
             return items
 
-        def line() -> bytes:
-            return src.readline(limits.max_line)
+        def line() -> bytes | None:
+            """A text argument (None: too long to keep), with C `_pickle` strictness at EOF."""
+            raw, complete = src.readline(limits.max_string)
+            if not complete:
+                raise _ParseError("pickle data was truncated (line without newline)")
+            return raw
 
-        def text(raw: bytes) -> str:
+        def name_line(op: str) -> str:
+            # pickle._Unpickler (used by joblib, for one) accepts a last line cut by EOF and drops its
+            # last character, *then imports*; C _pickle refuses. Follow the more permissive reader.
+            raw, complete = src.readline(limits.max_string)
+            if raw is None:
+                self.report.add("unresolved-import", Severity.CRITICAL,
+                                f"{op} names a module or attribute longer than {limits.max_string} bytes",
+                                f"byte {pos} of {self.where}")  # fmt: skip
+                raw = b"?"
+            elif not complete:
+                raw = raw[:-1]
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _ParseError("GLOBAL/INST name is not UTF-8") from exc
+                raise _ParseError(f"{op} name is not UTF-8") from exc
 
         def string(n: int, decode: Callable[[bytes], str] | None) -> _Value:
             if n > limits.max_string:
@@ -282,7 +296,7 @@ class _Walker:
         def int_line() -> int:
             raw = line()
             try:
-                return int(raw)
+                return int(raw if raw is not None else b"x")
             except ValueError:
                 raise _ParseError("bad memo index") from None
 
@@ -358,8 +372,8 @@ class _Walker:
                 name = {0x75: "SETITEMS", 0x65: "APPENDS", 0x90: "ADDITEMS"}[op]
                 self._mutate(top(), name, pos)
             elif op == 0x63:  # GLOBAL
-                module = text(line())
-                name = text(line())
+                module = name_line("GLOBAL")
+                name = name_line("GLOBAL")
                 stack.append(self._import(module, name, "GLOBAL", pos, proto))
             elif op == 0x93:  # STACK_GLOBAL
                 name_v = pop()
@@ -374,10 +388,10 @@ class _Walker:
                                     f"byte {pos} of {self.where}")  # fmt: skip
                     stack.append(_Global(None, False))
             elif op == 0x69:  # INST
-                module = text(line())
-                name = text(line())
+                module = name_line("INST")
+                name = name_line("INST")
+                g = self._import(module, name, "INST", pos, proto)  # imported before the MARK is looked for
                 pop_mark()
-                g = self._import(module, name, "INST", pos, proto)
                 stack.append(self._call(g, "INST", pos))
             elif op == 0x6F:  # OBJ
                 items = pop_mark()
@@ -388,11 +402,9 @@ class _Walker:
                 proto = src.read(1)[0]
                 if proto > _HIGHEST_PROTOCOL:
                     raise _ParseError(f"unsupported pickle protocol: {proto}")
-            elif op == 0x95:  # FRAME
-                n = _U8.unpack(src.read(8))[0]
-                left = src.remaining()
-                if left is not None and n > left:
-                    raise _ParseError("FRAME is longer than the data left")
+            elif op == 0x95:  # FRAME: only a read-ahead hint; pickle._Unpickler accepts short frames
+                if _U8.unpack(src.read(8))[0] > sys.maxsize:
+                    raise _ParseError("frame size > sys.maxsize")
             elif op == 0x2E:  # STOP
                 pop()
                 return self.effectful, self.start
@@ -424,6 +436,9 @@ class _Walker:
                 stack.append(_DATA)
             elif op == 0x53:  # STRING
                 raw = line()
+                if raw is None:
+                    stack.append(_Str(None))
+                    continue
                 if len(raw) < 2 or raw[0] != raw[-1] or raw[0] not in b"'\"":
                     raise _ParseError("the STRING opcode argument must be quoted")
                 try:
@@ -433,6 +448,9 @@ class _Walker:
                 stack.append(_Str(decoded.decode("latin-1")) if len(decoded) <= limits.max_string else _Str(None))
             elif op == 0x56:  # UNICODE
                 raw = line()
+                if raw is None:
+                    stack.append(_Str(None))
+                    continue
                 try:
                     value = codecs.raw_unicode_escape_decode(raw)[0]
                 except UnicodeDecodeError as exc:

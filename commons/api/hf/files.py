@@ -10,12 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from commons.accounts.permissions import can_write
 from commons.api.auth import authenticate_request
 from commons.api.errors import error_response
 from commons.api.hf.lfs import blob_download_url
 from commons.api.ranges import RangeNotSatisfiable, parse_range
 from commons.api.routing import segment
-from commons.errors import CommonsError, EntryNotFound
+from commons.errors import CommonsError, EntryNotFound, PermissionDenied
+from commons.hub import scans
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Need, Repos
 from commons.hub.trees import file_info
@@ -53,6 +55,12 @@ def _resolve(services: Services, request: Request, ref: RepoRef, revision: str, 
         if info is None or info.type != "file":
             exc = EntryNotFound(path)
             return error_response(exc, actor is None, headers)
+        record = scans.verdict(session, repo, info)
+        if scans.is_quarantined(record):
+            assert record is not None
+            writer = can_write(actor, repos.access(actor, repo))
+            if not (writer and request.query_params.get("quarantine") == "accept"):
+                return _quarantined(record, writer, actor is None, headers)
         headers["ETag"] = f'"{info.etag}"'
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}"
         if info.lfs is None:
@@ -71,6 +79,16 @@ def _resolve(services: Services, request: Request, ref: RepoRef, revision: str, 
             return error_response(missing, False, headers)
         # Starlette's FileResponse answers HEAD with the real Content-Length and handles Range.
         return FileResponse(local, headers=headers, media_type="application/octet-stream")
+
+
+def _quarantined(record: Any, writer: bool, anonymous: bool, headers: dict[str, Any]) -> Response:
+    imports = ", ".join(record.imports[:5]) or "see findings"
+    first = record.findings[0]["message"] if record.findings else "critical finding"
+    message = f"This file is quarantined by the malicious-file scanner ({first}; imports: {imports})."
+    if writer:
+        message += " As a writer of this repo you can download it with ?quarantine=accept."
+    exc = PermissionDenied(message)
+    return error_response(exc, anonymous, headers)
 
 
 def _bytes_response(request: Request, data: bytes, headers: dict[str, Any], media_type: str) -> Response:

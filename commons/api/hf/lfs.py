@@ -13,12 +13,14 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from commons.api.auth import authenticate_request
 from commons.api.deps import ServicesDep, base_url
-from commons.db.models import LfsObject, RepoObject
+from commons.db.models import LfsObject, RepoObject, ScanRecord
 from commons.errors import CommonsError, InvalidRequest, Unauthorized
+from commons.hub import scans
 from commons.hub.commits import link_object
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Need, Repos
@@ -106,6 +108,12 @@ def _batch(services: Services, request: Request, ref: RepoRef, body: dict[str, A
                 out.append(entry)
             else:
                 stored = session.get(LfsObject, oid)
+                record = session.scalar(select(ScanRecord).where(ScanRecord.repo_id == repo.id,
+                                                                 ScanRecord.blob == oid).limit(1))
+                if scans.is_quarantined(record):
+                    message = "Quarantined by the malicious-file scanner; writers can fetch it over HTTP"
+                    out.append({"oid": oid, "size": size, "error": {"code": 403, "message": message}})
+                    continue
                 if not held or stored is None:
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
                     continue

@@ -13,6 +13,7 @@ from commons.api.hf.schemas import iso, repo_summary, sibling
 from commons.api.routing import segment
 from commons.db.models import Repo
 from commons.errors import Conflict, InvalidRequest
+from commons.hub import scans
 from commons.hub.cards import CardError, split_front_matter
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Need, RepoQuery, Repos
@@ -91,6 +92,12 @@ def repo_info(repos: Repos, repo: Repo, revision: str | None, blobs: bool) -> di
     out["sha"] = sha
     files = [f for f in list_files(git, sha, recursive=True) if f.type == "file"]
     out["siblings"] = [sibling(f, blobs) for f in files]
+    found = scans.repo_findings(repos.session, repo, {f.path: f.etag for f in files})
+    for item in out["siblings"]:
+        if item["rfilename"] in found:
+            item["scan"] = scans.scan_json(found[item["rfilename"]])
+    out["scan"] = {"scannedFiles": len(found),
+                   "quarantined": sorted(p for p, r in found.items() if scans.is_quarantined(r))}
     if blobs:
         out["usedStorage"] = sum(f.size for f in files)
     card = file_info(git, sha, "README.md")

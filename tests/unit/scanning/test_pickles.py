@@ -10,6 +10,7 @@ import random
 import runpy
 import subprocess
 import tempfile
+import warnings
 import webbrowser
 import zipfile
 from collections.abc import Callable
@@ -156,7 +157,7 @@ PAYLOADS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (exec, ("import os",)),
     (compile, ("1", "f", "eval")),
     (__import__, ("os",)),
-    (getattr, (os, "system")),
+    (getattr, (int, "from_bytes")),
     (open, ("/etc/passwd",)),
     (runpy._run_code, ("print(1)", {})),
     (webbrowser.open, ("http://example.invalid",)),
@@ -171,9 +172,11 @@ def _qualname(fn: Callable[..., Any]) -> str:
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 @pytest.mark.parametrize(("fn", "args"), PAYLOADS, ids=[_qualname(fn) for fn, _ in PAYLOADS])
 def test_reduce_payloads_at_every_protocol(fn: Callable[..., Any], args: tuple[Any, ...], protocol: int) -> None:
-    name = _qualname(fn)
     data = pickle.dumps(Reduce(fn, *args), protocol=protocol)
-    result = assert_flags(data, name)
+    # Protocols < 3 may write Python 2 spellings (`_pickle` -> `pickle`); the qualified name stays.
+    result = scan_pickle_bytes(data)
+    name = next(i for i in result.imports if i.endswith("." + fn.__qualname__))
+    assert_flags(data, name)
     finding = next(f for f in result.findings if name in f.message)
     assert finding.kind == "disallowed-import" and finding.detail and "REDUCE" in finding.detail
     # Truncated copies still name the import (the loader would have executed it before failing).
@@ -369,7 +372,8 @@ def _clean_corpus() -> dict[str, bytes]:
         corpus[f"{name}.legacy"] = torch_bytes(obj, _use_new_zipfile_serialization=False)
         corpus[f"{name}.p4"] = torch_bytes(obj, pickle_protocol=4)
     corpus.update(_numpy_pickles())
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated, still found in checkpoints
         q = torch.quantize_per_tensor(torch.zeros(3), 0.1, 0, torch.qint8)
     corpus["qtensor.zip"] = torch_bytes({"q": q})
     return corpus
