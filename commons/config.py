@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class UploadPolicy(StrEnum):
-    """What `preupload` tells clients (see docs/hf-api.md)."""
+    """What `preupload` tells clients (see docs/hf-api.md, "Upload policies")."""
 
     REGULAR = "regular"
     """Policy A: every file travels base64 inside the commit. Works with default client settings."""

@@ -1,0 +1,1 @@
+"""Policy room (placeholder while building)."""
