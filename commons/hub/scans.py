@@ -71,8 +71,14 @@ def verdict(session: Session, repo: Repo, info: FileInfo) -> ScanRecord | None:
     return _record_for(session, repo, info.etag)
 
 
+# Formats whose loading can run code (pickle) or whose parsers have a history of memory-safety
+# exploits from crafted headers (GGUF). A malformed safetensors header is reported, not quarantined:
+# the safetensors loader validates it and can only refuse, never execute.
+QUARANTINE_SCANNERS = frozenset({"pickle", "gguf"})
+
+
 def is_quarantined(record: ScanRecord | None) -> bool:
-    return record is not None and record.severity == QUARANTINE
+    return record is not None and record.severity == QUARANTINE and record.scanner in QUARANTINE_SCANNERS
 
 
 def scan_json(record: ScanRecord | None) -> dict[str, Any] | None:

@@ -220,6 +220,7 @@ def _entry(d: Mapping[str, Any], raw: Mapping[str, Any]) -> LicenseTerms:
                 ids=frozenset(declare.get("ids") or ()),
                 custom_other=(declare["custom_other"],) if declare.get("custom_other") else (),
             ),
+            other_declarations_warn=declare.get("otherwise") == "warning",
             results_unrestricted=bool(d.get("results_unrestricted")),
             osi_approved=bool(d.get("osi_approved")),
             fsf_libre=bool(d.get("fsf_libre")),

@@ -193,6 +193,9 @@ class LicenseTerms:
     outputs: str = "silent"
     trained_on_outputs: OutputsRule = OutputsRule.FREE
     derivative_may_declare: AllowedDeclarations = AllowedDeclarations(any_license=True)
+    # True where another declaration is lawful as the derivative's own terms and only merits a
+    # warning (NVIDIA OML: own terms allowed, but the OML still governs the Model portion).
+    other_declarations_warn: bool = False
     results_unrestricted: bool = False
     osi_approved: bool = False
     fsf_libre: bool = False
