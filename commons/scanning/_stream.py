@@ -104,32 +104,49 @@ class ByteStream:
                 rest -= len(data)
         self.pos += n
 
-    def readline(self, keep: int) -> tuple[bytes | None, bool]:
+    def readline(self, keep: int, within: int | None = None) -> tuple[bytes | None, bool]:
         """Consume up to and including the next newline.
 
         Returns (line without the newline, or None when it was longer than `keep` bytes and
         was skipped; whether a newline ended it). At the end of the region the remainder is
         returned with False, as `pickle._Unpickler.readline` does; a caller that needs C
-        `_pickle` strictness raises on that.
+        `_pickle` strictness raises on that. With `within`, only that many bytes are searched:
+        if they hold no newline they are consumed and (None, False) is returned.
         """
-        kept = True
+        kept = True  # False once the start of the line has been dropped
+        budget = within
         while True:
-            nl = self._buf.find(b"\n", self._idx)
+            buffered = len(self._buf) - self._idx
+            span = buffered if budget is None else min(buffered, budget)
+            nl = self._buf.find(b"\n", self._idx, self._idx + span)
             if nl >= 0:
-                line = self._buf[self._idx : nl] if kept and nl - self._idx <= keep else None
-                self.pos += nl + 1 - self._idx
+                length = nl - self._idx
+                line = self._buf[self._idx : nl] if kept and length <= keep else None
+                self.pos += length + 1
                 self._idx = nl + 1
                 return line, True
-            if len(self._buf) - self._idx > keep:
-                # Too long to keep: drop what is buffered and keep looking for the newline.
+            if budget is not None and span == budget:
+                self.pos += span
+                self._idx += span
+                return None, False
+            if span > keep:
+                # Too long to keep: drop what was searched and keep looking for the newline.
                 kept = False
-                self.pos += len(self._buf) - self._idx
-                self._buf, self._idx = b"", 0
+                self.pos += span
+                self._idx += span
+                if budget is not None:
+                    budget -= span
             if not self._fill():
                 rest = self._buf[self._idx :] if kept else None
                 self.pos += len(self._buf) - self._idx
                 self._buf, self._idx = b"", 0
-                return rest, False
+                return (None, False) if within is not None else (rest, False)
+
+    def frame(self, n: int) -> None:
+        """A pickle FRAME of `n` bytes starts here: only a read-ahead hint for a linear reader."""
+
+    def finish(self) -> None:
+        """One pickle ended: nothing to do for a linear reader."""
 
     def skip_prefixed(self, count: int, prefix: struct.Struct, max_len: int) -> None:
         """Skip `count` length-prefixed blobs (e.g. GGUF string arrays) without a method call per byte."""
@@ -148,3 +165,81 @@ class ByteStream:
             else:
                 self.skip(total)
             count -= 1
+
+
+class DroppingView(ByteStream):
+    """Reads a stream the way C `_pickle` reads a file object that has no `peek()` (io.BytesIO,
+    which is what torch.load hands the unpickler for a zip's data.pkl).
+
+    C `_pickle` keeps the last chunk it read (a whole FRAME, or one argument) in a buffer. A read
+    that does not fit in what is left of that buffer does not continue into the frame's last
+    bytes: it drops them and reads fresh bytes from the file position, i.e. the end of the buffer.
+    A linear parser and this reader then see different opcodes in one file. `diverged` records
+    that it happened (pickles written by `pickle` never do it), so that the caller can walk the
+    stream linearly as well.
+    """
+
+    def __init__(self, fh: BinaryIO, start: int | None = 0, end: int | None = None) -> None:
+        super().__init__(fh, start, end)
+        self.buf_end = self.pos  # logical offset where C's buffer ends (= the file position)
+        self.diverged = False
+
+    def _drop(self, n: int) -> None:
+        avail = self.buf_end - self.pos
+        if n > avail:
+            if avail > 0:
+                self.diverged = True
+                super().skip(avail)
+            self.buf_end = self.pos + n  # what the fresh read will cover
+
+    def read(self, n: int) -> bytes:
+        self._drop(n)
+        return super().read(n)
+
+    def read1(self) -> int:
+        pos = self.pos
+        if pos >= self.buf_end:
+            self.buf_end = pos + 1
+        idx = self._idx
+        if idx < len(self._buf):  # inlined fast path: this runs once per opcode
+            self._idx = idx + 1
+            self.pos = pos + 1
+            return self._buf[idx]
+        return super().read1()
+
+    def skip(self, n: int) -> None:
+        if n > self.buf_end - self.pos:
+            self._drop(n)
+        pos, idx = self.pos, self._idx
+        if 0 <= n <= len(self._buf) - idx and (self.end is None or pos + n <= self.end):
+            self._idx = idx + n
+            self.pos = pos + n
+            return
+        super().skip(n)
+
+    def readline(self, keep: int, within: int | None = None) -> tuple[bytes | None, bool]:
+        avail = self.buf_end - self.pos
+        if avail > 0:
+            line, complete = super().readline(keep, within=avail)
+            if complete:
+                return line, True
+            self.diverged = True  # no newline in the buffer: C drops its rest and reads a line from the file
+        out = super().readline(keep)
+        self.buf_end = self.pos
+        return out
+
+    def frame(self, n: int) -> None:
+        avail = max(0, self.buf_end - self.pos)
+        if n > avail:
+            left = self.remaining()
+            if left is not None and n > left - avail:
+                self.diverged = True  # a linear reader would go on
+                raise Truncated("FRAME is longer than the data left")  # C: "pickle data was truncated"
+            self._drop(n)
+
+    def finish(self) -> None:
+        # The next pickle.load() on the same file starts at the file position, i.e. after the buffer.
+        avail = self.buf_end - self.pos
+        if avail > 0:
+            self.diverged = True
+            super().skip(avail)

@@ -10,11 +10,17 @@ strings it can read, imported globals, results of calls, and opaque data. That i
   callee is not an imported global (`dynamic-call`, e.g. `getattr(os, "system")(...)`), `BUILD` or
   item-setting on an imported object itself (`unsafe-build`), and `EXT1/2/4` (`extension-opcode`).
 
-The walker mirrors CPython's `_pickle` where it matters: where the real unpickler would stop with
-an error, it stops too, so everything the real unpickler would execute has been looked at. A parse
-error after something effectful is `malformed` (warning); before anything effectful the file is
-`not-a-pickle` (info: loading it would fail before doing anything). Running out of the work budget
-(`PickleLimits`) is `scan-limit` (critical): the unread rest would still be executed by a loader.
+At each step the walker follows the most permissive of CPython's readers (C `_pickle`, and the
+pure-Python `pickle._Unpickler` that joblib uses): it stops only where every real unpickler would
+stop with an error, so everything a real unpickler could execute has been looked at. C `_pickle`
+reading a file object without `peek()` (io.BytesIO: what torch.load hands it for `data.pkl`) sees
+different opcodes than a front-to-back reader when an argument straddles the end of a FRAME;
+`_stream.DroppingView` reproduces that reading, and a stream is walked both ways when they differ
+(tests/unit/scanning/test_fuzz.py checks, against the real unpicklers, that no import is missed).
+
+A parse error after something effectful is `malformed` (warning); before anything effectful the
+file is `not-a-pickle` (info: loading it fails before doing anything). Running out of the work
+budget (`PickleLimits`) is `scan-limit` (critical): a loader would still execute the unread rest.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-from commons.scanning._stream import ByteStream, Truncated
+from commons.scanning._stream import ByteStream, DroppingView, Truncated
 from commons.scanning.allowlist import classify_import
 from commons.scanning.findings import Finding, ScanResult, Severity
 
@@ -39,7 +45,7 @@ __all__ = ["PickleLimits", "scan_pickle", "scan_pickle_bytes"]
 class PickleLimits:
     """Work budget for one file, so hostile input costs bounded time and memory."""
 
-    max_ops: int = 2_000_000  # opcodes over all pickles of a file (~2-4 s of Python at worst)
+    max_ops: int = 2_500_000  # opcodes over all pickles, members and passes of a file (~3 s at worst)
     max_string: int = 4096  # longest string or text line whose value is kept (longer: "unknown")
     max_pickles: int = 8  # pickles read back to back from one stream
     max_members: int = 256  # .pkl members scanned in one zip
@@ -127,8 +133,11 @@ class _Report:
         self.imports: dict[str, _ImportUse] = {}
         self.findings: list[Finding] = []
         self.dropped = 0
+        self.ops = 0  # opcodes walked over the whole file, all passes and members
 
     def add(self, kind: str, severity: Severity, message: str, detail: str | None = None) -> None:
+        if any(f.kind == kind and f.message == message and f.detail == detail for f in self.findings):
+            return  # the second reading mode usually finds the same things
         if len(self.findings) >= self.limits.max_findings:
             self.dropped += 1
             return
@@ -167,6 +176,9 @@ _U4 = struct.Struct("<I")
 _U8 = struct.Struct("<Q")
 
 _EFFECTFUL = frozenset(b"cRibo\x81\x82\x83\x84\x92\x93PQ")
+# Opcodes that push one plain value after a fixed-size argument: BININT1, BININT2, BININT, BINFLOAT,
+# NONE, NEWTRUE, NEWFALSE, EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT, EMPTY_SET.
+_PUSH_FIXED = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x47: 8, 0x4E: 0, 0x88: 0, 0x89: 0, 0x29: 0, 0x5D: 0, 0x7D: 0, 0x8F: 0}
 _HIGHEST_PROTOCOL = 5
 
 
@@ -177,7 +189,6 @@ class _Walker:
         self.report = report
         self.where = where
         self.extra_allowed = extra_allowed
-        self.ops = 0
         self.effectful = False  # did the current pickle do anything but build data?
         self.start = 0  # offset where the current pickle began
         # Kept across consecutive pickles: an `Unpickler` reused for several `load()` calls keeps its memo.
@@ -303,14 +314,24 @@ class _Walker:
         utf8: Callable[[bytes], str] = lambda raw: raw.decode("utf-8", "surrogatepass")  # noqa: E731
         latin1: Callable[[bytes], str] = lambda raw: raw.decode("latin-1")  # noqa: E731
 
+        base = src.pos - src.offset  # findings give offsets inside the stream
+        read1 = src.read1
+        skip = src.skip
+        report = self.report
         while True:
-            pos = src.offset
-            op = src.read1()
+            pos = src.pos - base
+            op = read1()
             if op < 0:
                 raise _ParseError("pickle data was truncated (no STOP)")
-            self.ops += 1
-            if self.ops > limits.max_ops:
+            report.ops += 1
+            if report.ops > limits.max_ops:
                 raise _LimitError(f"more than {limits.max_ops} opcodes")
+            size = _PUSH_FIXED.get(op)
+            if size is not None:  # numbers, None, bools, empty containers: the bulk of big pickles
+                if size:
+                    skip(size)
+                stack.append(_DATA)
+                continue
             if op in _EFFECTFUL:
                 self.effectful = True
 
@@ -324,22 +345,11 @@ class _Walker:
                 stack.append(string(src.read(1)[0], utf8))
             elif op == 0x94:  # MEMOIZE
                 memo[len(memo)] = top()
-            elif op == 0x4B:  # BININT1
-                src.skip(1)
-                stack.append(_DATA)
-            elif op == 0x4A:  # BININT
-                src.skip(4)
-                stack.append(_DATA)
-            elif op == 0x4D:  # BININT2
-                src.skip(2)
-                stack.append(_DATA)
             elif op == 0x28:  # MARK
                 metastack.append(stack)
                 stack = []
             elif op in (0x74, 0x64, 0x6C, 0x91):  # TUPLE, DICT, LIST, FROZENSET
                 pop_mark()
-                stack.append(_DATA)
-            elif op in (0x29, 0x7D, 0x5D, 0x8F, 0x4E, 0x88, 0x89):  # empty containers, NONE, bools
                 stack.append(_DATA)
             elif op in (0x85, 0x86, 0x87):  # TUPLE1-3
                 for _ in range(op - 0x84):
@@ -402,9 +412,11 @@ class _Walker:
                 proto = src.read(1)[0]
                 if proto > _HIGHEST_PROTOCOL:
                     raise _ParseError(f"unsupported pickle protocol: {proto}")
-            elif op == 0x95:  # FRAME: only a read-ahead hint; pickle._Unpickler accepts short frames
-                if _U8.unpack(src.read(8))[0] > sys.maxsize:
+            elif op == 0x95:  # FRAME: a read-ahead hint, except for C _pickle on unbuffered files
+                n = _U8.unpack(src.read(8))[0]
+                if n > sys.maxsize:
                     raise _ParseError("frame size > sys.maxsize")
+                src.frame(n)
             elif op == 0x2E:  # STOP
                 pop()
                 return self.effectful, self.start
@@ -427,9 +439,6 @@ class _Walker:
                 if n < 0:
                     raise _ParseError("LONG pickle has negative byte count")
                 src.skip(n)
-                stack.append(_DATA)
-            elif op == 0x47:  # BINFLOAT
-                src.skip(8)
                 stack.append(_DATA)
             elif op in (0x46, 0x49, 0x4C):  # FLOAT, INT, LONG (text)
                 line()
@@ -508,15 +517,18 @@ _TORCH_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys_info, the object, storage keys
 
 
-def _walk_stream(src: ByteStream, report: _Report, where: str,
-                 extra_allowed: Callable[[str], bool] | None = None) -> None:  # fmt: skip
-    """Walk the pickle(s) of one stream, turning parse problems into findings."""
-    walker = _Walker(report, where, extra_allowed)
+def _walk_pass(src: ByteStream, walker: _Walker, where: str) -> None:
+    """Walk the pickle(s) of one stream in one reading mode, turning parse problems into findings."""
+    report = walker.report
     limits = report.limits
     head = src.peek(32)
     expected = 1
     index = 0
-    while index < limits.max_pickles:
+    while True:
+        if index >= limits.max_pickles:
+            report.add("scan-limit", Severity.CRITICAL,
+                       f"{where} holds more than {limits.max_pickles} pickles; the rest is not verified")  # fmt: skip
+            return
         try:
             walker.walk(src)
         except _LimitError as exc:
@@ -541,11 +553,12 @@ def _walk_stream(src: ByteStream, report: _Report, where: str,
             report.add("unreadable", Severity.CRITICAL, f"could not read {where}: {exc}", f"at byte {src.offset}")
             return
         index += 1
+        src.finish()
         if index == 1 and _TORCH_LEGACY_MAGIC in head and src.offset <= 32:
             expected = _TORCH_LEGACY_PICKLES
         left = src.remaining()
         if left is not None and left <= 0:
-            break
+            return
         if index < expected:
             continue
         if expected == _TORCH_LEGACY_PICKLES:
@@ -557,9 +570,17 @@ def _walk_stream(src: ByteStream, report: _Report, where: str,
             report.add("trailing-data", Severity.INFO, f"{where} has data after its pickle that is not scanned",
                        f"from byte {src.offset}")  # fmt: skip
         return
-    if index >= limits.max_pickles:
-        report.add("scan-limit", Severity.CRITICAL,
-                   f"{where} holds more than {limits.max_pickles} pickles; the rest is not verified")  # fmt: skip
+
+
+def _walk_stream(open_view: Callable[[type[ByteStream]], ByteStream], report: _Report, where: str,
+                 extra_allowed: Callable[[str], bool] | None = None) -> None:  # fmt: skip
+    """Walk a stream the way C `_pickle` reads an unbuffered file (see `DroppingView`) and, if that
+    ever differs from reading it front to back, linearly as well (pickle.loads, buffered files,
+    pickle._Unpickler). Files written by `pickle` never differ, so they are walked once."""
+    view = open_view(DroppingView)
+    _walk_pass(view, _Walker(report, where, extra_allowed), where)
+    if isinstance(view, DroppingView) and view.diverged:
+        _walk_pass(open_view(ByteStream), _Walker(report, where, extra_allowed), where)
 
 
 def _torchscript_name(name: str) -> bool:
@@ -577,7 +598,9 @@ def _scan_zip(fh: BinaryIO, path: str, report: _Report) -> None:
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        torchscript = any("/code/" in f"/{n}" for n in names)
+        # torch.load's own test (_is_torchscript_zip): such archives go to torch.jit.load, whose C++
+        # unpickler resolves `__torch__.*` from the archive's code/ and never imports Python modules.
+        torchscript = any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in names)
         pickles = [i for i in infos if i.filename.lower().endswith(".pkl")]
         if torchscript:
             report.add("torchscript", Severity.WARNING,
@@ -592,12 +615,22 @@ def _scan_zip(fh: BinaryIO, path: str, report: _Report) -> None:
                 "scan-limit", Severity.CRITICAL, f"{len(pickles)} .pkl members; only the first {limit} are scanned"
             )
         for info in pickles[: report.limits.max_members]:
+            opened: list[IO[bytes]] = []
+
+            def open_member(
+                cls: type[ByteStream], info: zipfile.ZipInfo = info, opened: list[IO[bytes]] = opened
+            ) -> ByteStream:
+                member = zf.open(info)
+                opened.append(member)
+                return cls(member, None, info.file_size)  # type: ignore[arg-type]
+
             try:
-                with zf.open(info) as member:
-                    src = ByteStream(member, None, info.file_size)  # type: ignore[arg-type]
-                    _walk_stream(src, report, info.filename, _torchscript_name if torchscript else None)
+                _walk_stream(open_member, report, info.filename, _torchscript_name if torchscript else None)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
                 report.add("malformed-archive", Severity.CRITICAL, f"cannot read member {info.filename}: {exc}")
+            finally:
+                for member in opened:
+                    member.close()
 
 
 def _is_tar(fh: BinaryIO) -> bool:
@@ -643,7 +676,7 @@ def scan_pickle(
             report.add("unsupported-format", Severity.CRITICAL,
                        "legacy tar-based torch checkpoint (torch < 0.4): its interleaved pickles cannot be "
                        "verified; re-save it with a current torch")  # fmt: skip
-        _walk_stream(ByteStream(fh, 0, size), report, path or "pickle")
+        _walk_stream(lambda cls: cls(fh, 0, size), report, path or "pickle")
     except Exception as exc:  # a scanner must always answer; an unexpected error is itself a finding
         report.add("scanner-error", Severity.CRITICAL, f"scan failed: {type(exc).__name__}: {exc}")
     return report.result(path, "pickle")

@@ -1,7 +1,7 @@
 """Safetensors header validation and summary; reads the 8-byte length and the JSON header, never the data.
 
 Rules follow the reference (Rust) implementation: header length <= 100 MB and inside the file,
-UTF-8 JSON starting with `{`, known dtypes, non-negative integer shapes, `data_offsets` whose length
+a UTF-8 JSON object, known dtypes, non-negative integer shapes, `data_offsets` whose length
 is exactly `numel * bits / 8` bytes, all inside the data section, no overlaps, and a `__metadata__`
 of str -> str. The reference loader also refuses gaps and trailing bytes; those are warnings here
 (harmless for safety, but the file will not load there). Duplicate JSON keys, which serde accepts
@@ -151,8 +151,8 @@ def _check(fh: BinaryIO, size: int | None) -> tuple[SafetensorsHeader | None, li
     except UnicodeDecodeError as exc:
         bad("invalid-header", f"header is not UTF-8: {exc}")
         return None, findings
-    if not text.startswith("{"):
-        bad("invalid-header", "header does not start with '{'")
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        bad("invalid-header", "header is not a JSON object")
         return None, findings
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)

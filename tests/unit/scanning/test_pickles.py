@@ -9,11 +9,12 @@ import pickle
 import random
 import runpy
 import subprocess
+import sys
 import tempfile
 import warnings
 import webbrowser
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +160,14 @@ PAYLOADS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (__import__, ("os",)),
     (getattr, (int, "from_bytes")),
     (open, ("/etc/passwd",)),
-    (runpy._run_code, ("print(1)", {})),
+    (runpy._run_code, ("print(1)", {})),  # type: ignore[attr-defined]
     (webbrowser.open, ("http://example.invalid",)),
     (pickle.loads, (pickle.dumps(Reduce(os.system, "id")),)),
 ]
 
 
 def _qualname(fn: Callable[..., Any]) -> str:
-    return f"{pickle.whichmodule(fn, fn.__name__)}.{fn.__qualname__}"
+    return f"{pickle.whichmodule(fn, fn.__name__)}.{fn.__qualname__}"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
@@ -202,7 +203,7 @@ def test_malicious_pickle_inside_torch_save() -> None:
     assert "torch._utils._rebuild_tensor_v2" in result.imports
 
 
-def _rewrite_zip(data: bytes, replace: dict[str, bytes], add: list[tuple[str, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+def _rewrite_zip(data: bytes, replace: dict[str, bytes], add: Sequence[tuple[str, bytes]] = ()) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in src.infolist():
@@ -223,6 +224,10 @@ def test_injected_data_pkl_in_real_torch_zip() -> None:
     assert_flags(dup, "posix.system")
     upper = _rewrite_zip(clean, {}, [("archive/DATA.PKL", evil)])
     assert_flags(upper, "posix.system")
+    # A FRAME boundary trick: a linear opcode walker (pickletools.genops-style) sees "abcsys" and then
+    # garbage, while C _pickle reading the member through io.BytesIO, as torch.load does, imports os.system.
+    framed = b"\x80\x04\x95\x09" + bytes(7) + b"\x8c\x02os\x8c\x06abcsystem\x93)R."
+    assert_flags(_rewrite_zip(clean, {"archive/data.pkl": framed}), "os.system")
     deflated = io.BytesIO()
     with zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("archive/data.pkl", evil)
@@ -320,9 +325,9 @@ def _state_dicts() -> dict[str, Any]:
     opt.step()
     sched.step()
     param = torch.nn.Parameter(torch.zeros(2))
-    param.tag = "extra attribute"  # type: ignore[attr-defined]
+    param.tag = "extra attribute"
     tagged = torch.zeros(2)
-    tagged.note = "a plain tensor with an attribute"  # type: ignore[attr-defined]
+    tagged.note = "a plain tensor with an attribute"
     return {
         "state_dict": sd,
         "nested": {"model": sd, "meta": {"epoch": 3, "names": ["a", "b"], "ids": {1, 2}, "t": (1, 2.5, None)}},
@@ -486,3 +491,29 @@ def test_random_module_names_never_pass() -> None:
     for _ in range(200):
         module = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz._") for _ in range(rng.randint(1, 12)))
         assert classify_import(module, "system") == "denied"
+
+
+def test_torchscript_archive_is_a_warning_not_a_pass() -> None:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 3)), buf)
+    result = scan_pickle_bytes(buf.getvalue(), "model.pt")
+    assert result.worst is Severity.WARNING and [f.kind for f in result.findings] == ["torchscript"]
+    assert any(i.startswith("__torch__.") for i in result.imports)
+    # Without constants.pkl torch.load unpickles with Python, so `__torch__` names are not excused.
+    fake = io.BytesIO()
+    with zipfile.ZipFile(fake, "w") as zf:
+        zf.writestr("archive/code/__torch__.py", "")
+        zf.writestr("archive/data.pkl", b"\x80\x02" + glob("__torch__.x", "Y") + b").")
+    assert_flags(fake.getvalue(), "__torch__.x.Y")
+
+
+def test_scanning_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys\n"
+        "import commons.scanning\n"
+        "heavy = [m for m in ('torch', 'numpy', 'safetensors', 'gguf', 'transformers') if m in sys.modules]\n"
+        "ours = sorted(m for m in sys.modules if m.startswith('commons') and not m.startswith('commons.scanning'))\n"
+        "print(heavy, ours)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] ['commons']"
