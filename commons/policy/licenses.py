@@ -139,7 +139,9 @@ def parse_knowledge_base(text: str) -> KnowledgeBase:
     return KnowledgeBase(int(data.get("schema_version", 0)), digest, entries)
 
 
-def _merged(raw: dict[str, Any], raw_by_id: Mapping[str, dict[str, Any]], defaults: Mapping[str, Any]) -> dict[str, Any]:
+def _merged(
+    raw: dict[str, Any], raw_by_id: Mapping[str, dict[str, Any]], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
     chain: list[dict[str, Any]] = []
     current: dict[str, Any] | None = raw
     while current is not None:
@@ -190,7 +192,9 @@ def _entry(d: Mapping[str, Any], raw: Mapping[str, Any]) -> LicenseTerms:
             name=str(d["name"]),
             spdx=d.get("spdx"),
             kind=LicenseKind(d["kind"]),
-            permissions=Permissions(*(_grant(perms[k]) for k in ("commercial_use", "derivatives", "redistribution", "hosting"))),
+            permissions=Permissions(
+                *(_grant(perms[k]) for k in ("commercial_use", "derivatives", "redistribution", "hosting"))
+            ),
             source=str(d["source"]),
             verification=Verification(d["verification"]),
             aliases=tuple(str(a) for a in d.get("aliases") or ()),
@@ -285,7 +289,9 @@ def _resolve_card(license: str | None, license_name: str | None, kb: KnowledgeBa
         found = kb.lookup(name)
         if found is not None and found.id != "other":
             return LicenseResolution(found, declared, f"license_name {name!r}")
-        return LicenseResolution(kb.get("other"), declared, f"license_name {name!r} is not in the knowledge base", custom=True)
+        return LicenseResolution(
+            kb.get("other"), declared, f"license_name {name!r} is not in the knowledge base", custom=True
+        )
     found = kb.lookup(raw)
     if found is not None:
         return LicenseResolution(found, raw, "license id")
@@ -313,7 +319,9 @@ def combined_terms(license_name: str) -> LicenseTerms:
         family=slug,
         attribution=Attribution(required=True, notes="carries every inherited notice"),
         license_copy=True,
-        derivative_may_declare=AllowedDeclarations(ids=frozenset({f"other:{slug}"}), custom_other=("carries the same combined terms",)),
+        derivative_may_declare=AllowedDeclarations(
+            ids=frozenset({f"other:{slug}"}), custom_other=("carries the same combined terms",)
+        ),
     )
 
 

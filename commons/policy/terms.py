@@ -142,7 +142,9 @@ class AllowedDeclarations:
             return other
         if other.any_license:
             return self
-        custom = tuple(sorted({*self.custom_other, *other.custom_other})) if self.custom_other and other.custom_other else ()
+        custom = (
+            tuple(sorted({*self.custom_other, *other.custom_other})) if self.custom_other and other.custom_other else ()
+        )
         return AllowedDeclarations(ids=self.ids & other.ids, custom_other=custom)
 
     def allows(self, license_id: str, *, custom: bool = False) -> bool:
