@@ -79,5 +79,9 @@ class IntegrityError(CommonsError):
     """Uploaded bytes do not match the declared sha256 or size, or a referenced object is missing."""
 
 
+class PolicyBlocked(CommonsError):
+    """An organisation's policy refuses this change (e.g. a license conflict under a blocking policy)."""
+
+
 class PayloadTooLarge(CommonsError):
     """A file or request exceeds the configured maximum size."""

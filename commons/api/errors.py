@@ -22,6 +22,7 @@ _TABLE: list[tuple[type[e.CommonsError], int, int, str | None]] = [
     (e.PreconditionFailed, 412, 412, None),
     (e.IntegrityError, 422, 422, None),
     (e.PayloadTooLarge, 413, 413, None),
+    (e.PolicyBlocked, 403, 403, None),
     (DiscussionNotFound, 404, 404, None),
     (TooManyAttempts, 429, 429, None),
     (e.InvalidRequest, 400, 400, None),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import audit, db, demo, importers, orgs, serve, tokens, users
+from commons.cli import audit, db, demo, importers, license, orgs, serve, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
+                  pretty_exceptions_enable=False,
                   add_completion=False)
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
@@ -15,6 +16,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(importers.app, name="import")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(audit.app, name="audit")
+app.add_typer(license.app, name="license")
 app.command("demo")(demo.demo)
 
 

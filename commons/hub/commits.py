@@ -80,6 +80,7 @@ class CommitResult:
     pr_num: int | None = None
     ref: str = ""
     lfs_objects: list[str] = field(default_factory=list)
+    warning: str | None = None
 
 
 def _message(summary: str, description: str) -> str:

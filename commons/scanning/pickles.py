@@ -71,11 +71,12 @@ class _Str:
 
 
 class _Global:
-    __slots__ = ("allowed", "name")
+    __slots__ = ("allowed", "extension", "name")
 
-    def __init__(self, name: str | None, allowed: bool) -> None:
+    def __init__(self, name: str | None, allowed: bool, extension: str | None = None) -> None:
         self.name = name  # None: an import we could not resolve (already reported)
         self.allowed = allowed
+        self.extension = extension  # "EXTn code c": loaded from copyreg's registry, unknown until called
 
 
 class _Obj:
@@ -214,6 +215,11 @@ class _Walker:
 
     def _call(self, fn: _Value, op: str, pos: int) -> _Obj:
         if isinstance(fn, _Global):
+            if fn.extension is not None:
+                self.report.add("extension-opcode", Severity.CRITICAL,
+                                f"{op} calls what {fn.extension.replace(' code', ' loads copyreg extension code')} returns: "
+                                "an import that cannot be checked statically", f"byte {pos} of {self.where}")  # fmt: skip
+                return _Obj("an extension-registry object", False)
             if fn.name is None:
                 return _Obj("an unresolved import", False)
             if not fn.allowed:
@@ -497,11 +503,14 @@ class _Walker:
                 code = {0x82: _U1, 0x83: _U2, 0x84: _I4}[op].unpack(src.read({0x82: 1, 0x83: 2, 0x84: 4}[op]))[0]
                 if code <= 0:
                     raise _ParseError("EXT specifies code <= 0")
-                self.report.add("extension-opcode", Severity.CRITICAL,
+                # A warning on its own: EXT only resolves through copyreg's extension registry, which is
+                # empty unless the loading program filled it (random bytes in a .bin often start 0x82-0x84).
+                # Calling what it loaded (REDUCE, OBJ, BUILD) is what turns it critical, below.
+                self.report.add("extension-opcode", Severity.WARNING,
                                 f"EXT{ {0x82: 1, 0x83: 2, 0x84: 4}[op]} loads copyreg extension code {code}: "
                                 "an import that cannot be checked statically",
                                 f"byte {pos} of {self.where}")  # fmt: skip
-                stack.append(_Global(None, False))
+                stack.append(_Global(None, False, f"EXT{ {0x82: 1, 0x83: 2, 0x84: 4}[op]} code {code}"))
             elif op == 0x97:  # NEXT_BUFFER
                 stack.append(_Opaque("an out-of-band buffer"))
             elif op == 0x98:  # READONLY_BUFFER

@@ -51,10 +51,14 @@ class LocalBlobStore:
         if dest.exists():
             src.unlink(missing_ok=True)
             return BlobInfo(sha256, size)
+        created = [p for p in (dest.parent.parent, dest.parent) if not p.exists()]
         dest.parent.mkdir(parents=True, exist_ok=True)
         with src.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(src, dest)
+        # The rename (and any directory just made) must be durable before anyone is told "stored".
+        for directory in [dest.parent, *(p.parent for p in created)]:
+            _fsync_dir(directory)
         return BlobInfo(sha256, size)
 
     def delete(self, sha256: str) -> None:
@@ -63,3 +67,11 @@ class LocalBlobStore:
     def local_path(self, sha256: str) -> Path | None:
         path = self._path(sha256)
         return path if path.is_file() else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

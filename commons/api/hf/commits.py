@@ -22,14 +22,15 @@ from commons.api.hf.ndjson import parse_commit_stream
 from commons.api.routing import segment
 from commons.config import UploadPolicy
 from commons.db.models import LfsObject
-from commons.errors import InvalidRequest, PermissionDenied, Unauthorized
-from commons.hub import discussions
+from commons.errors import CommonsError, InvalidRequest, PermissionDenied, PolicyBlocked, Unauthorized
+from commons.hub import discussions, license_facts
 from commons.hub.attributes import LfsRules
 from commons.hub.cards import validate_card
 from commons.hub.commits import AddFile, AddLfs, CommitRequest, DeleteFile, DeleteFolder, Operation, apply_commit
 from commons.hub.ids import PR_REF, RepoRef, RepoType, validate_path
 from commons.hub.repos import Need, Repos
 from commons.hub.trees import file_info
+from commons.policy import Severity as PolicySeverity
 from commons.services import Services
 
 router = APIRouter()
@@ -166,9 +167,14 @@ async def commit(
           commit=result.oid, files=len(ops))
     root = f"{base_url(request, services)}/{ref.type.url_prefix}{ref.repo_id}"
     body: dict[str, Any] = {"success": True, "commitOid": result.oid, "commitUrl": f"{root}/commit/{result.oid}"}
+    headers = {}
+    if result.warning:
+        # huggingface_hub logs X-HF-Warning once per topic; the body carries it for other clients.
+        body["warnings"] = [result.warning]
+        headers["X-HF-Warning"] = "license; " + result.warning.encode("latin-1", "replace").decode("latin-1")
     if result.pr_num is not None:
         body["pullRequestUrl"] = f"{root}/discussions/{result.pr_num}"
-    return JSONResponse(body)
+    return JSONResponse(body, headers=headers)
 
 
 def _need(req_rev: str, create_pr: bool) -> Action:
@@ -195,4 +201,27 @@ def _apply(services: Services, actor: Actor, ref: RepoRef, req: CommitRequest) -
             discussion = discussions.get(session, repo, int(pr.group(1)))
             if discussion.author_id != actor.user_id or discussion.status in ("merged", "closed"):
                 raise PermissionDenied("Only the author of an open pull request or a writer can push to it")
-        return apply_commit(session, services.storage, repo, repos.git(repo), actor, req)
+        warning = _license_check(session, services, actor, repo, req)
+        result = apply_commit(session, services.storage, repo, repos.git(repo), actor, req)
+        result.warning = warning
+        return result
+
+
+def _license_check(session: Any, services: Services, actor: Actor, repo: Any, req: CommitRequest) -> str | None:
+    """A commit that changes the card is checked against what the repo inherits: warn, or block by policy."""
+    card = next((op for op in req.operations if isinstance(op, AddFile) and op.path == "README.md"), None)
+    if card is None or card.size > 1_000_000:
+        return None
+    text = card.source.read_text("utf-8", "replace")
+    base = req.revision if not req.create_pr else req.revision.removeprefix("refs/heads/")
+    try:
+        decision = license_facts.decide(session, services.storage, actor, repo, base, card_override=text)
+    except CommonsError:
+        return None  # e.g. a brand-new branch name: nothing inherited to check yet
+    conflicts = decision.conflicts_at_least(PolicySeverity.CONFLICT)
+    if not conflicts:
+        return None
+    message = "; ".join(c.message for c in conflicts[:3])
+    if license_facts.policy_for(session, repo.namespace).block_commits and not req.create_pr:
+        raise PolicyBlocked(f"License conflict, blocked by {repo.namespace}'s policy: {message}")
+    return f"license conflict: {message}"
