@@ -216,9 +216,10 @@ class _Walker:
     def _call(self, fn: _Value, op: str, pos: int) -> _Obj:
         if isinstance(fn, _Global):
             if fn.extension is not None:
+                loaded = fn.extension.replace(" code", " loads copyreg extension code")
                 self.report.add("extension-opcode", Severity.CRITICAL,
-                                f"{op} calls what {fn.extension.replace(' code', ' loads copyreg extension code')} returns: "
-                                "an import that cannot be checked statically", f"byte {pos} of {self.where}")  # fmt: skip
+                                f"{op} calls what {loaded} returns: an import that cannot be checked statically",
+                                f"byte {pos} of {self.where}")  # fmt: skip
                 return _Obj("an extension-registry object", False)
             if fn.name is None:
                 return _Obj("an unresolved import", False)
