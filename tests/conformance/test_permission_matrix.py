@@ -58,6 +58,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/commons/audit"): Rule("org-admin-read"),
     ("GET", "/api/commons/audit/export"): Rule("org-admin-read"),
     ("GET", "/api/commons/audit/verify"): Rule("site-admin"),
+    ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}"): Rule("see"),
+    ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}/ask"): Rule("see"),
+    ("GET", "/api/commons/lineage/{repo_type}/{namespace}/{name}"): Rule("see"),
+    ("GET", "/api/commons/openness/{repo_type}/{namespace}/{name}"): Rule("see"),
+    ("GET", "/api/commons/policy/{namespace}"): Rule("public-noauth"),
+    ("PUT", "/api/commons/policy/{namespace}"): Rule("org-admin"),
     ("POST", "/api/repos/create"): Rule("create"),
     ("DELETE", "/api/repos/delete"): Rule("admin", destructive=True),
     ("PUT", "/api/{repo_type}/{namespace}/{name}/settings"): Rule("admin", destructive=True),
@@ -266,6 +272,7 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
         ("PUT", "/api/commons/orgs/{org}/members/{user}"): {"role": "read"},
         ("PUT", "/api/commons/users/{name}"): {"disabled": False},
         ("PUT", "/api/commons/settings"): {"signup_enabled": True},
+        ("PUT", "/api/commons/policy/{namespace}"): {"license_on_conflict": "warn"},
         ("POST", "/api/repos/create"): {"name": f"n{os.urandom(4).hex()}", "organization": "acme"},
         ("DELETE", "/api/repos/delete"): {"name": name, "organization": ns},
         ("PUT", "/api/{repo_type}/{namespace}/{name}/settings"): {"gated": False} if rid and "gated" not in rid
@@ -298,6 +305,8 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
         kw["headers"] = {"content-type": "application/x-git-upload-pack-request"}
     if template.endswith("/info/refs"):
         kw["params"] = {"service": "git-upload-pack"}
+    if template.endswith("/ask"):
+        kw["params"] = {"question": "commercial_use"}
     if template == "/api/commons/audit" or template == "/api/commons/audit/export":
         kw["params"] = {"namespace": "acme"}
     if method == "DELETE" and template == "/api/commons/orgs/{org}/members/{user}":
