@@ -530,3 +530,15 @@ def test_xet_token_routes_are_absent(hub: HubServer, repo: str) -> None:
     auth = {"authorization": f"Bearer {hub.alice_token}"}
     for kind in ("xet-read-token", "xet-write-token"):
         assert httpx.get(f"{hub.url}/api/models/{repo}/{kind}/main", headers=auth).status_code == 404
+
+
+def test_active_content_is_never_served_as_a_page(hub: HubServer, repo: str) -> None:
+    """HTML or SVG in a repo must not run on the hub's origin (it would reach signed-in sessions)."""
+    api = hub.api()
+    api.upload_file(path_or_fileobj=b"<script>alert(1)</script>", path_in_repo="x.html", repo_id=repo)
+    api.upload_file(path_or_fileobj=b"<svg onload='alert(1)'/>", path_in_repo="x.svg", repo_id=repo)
+    for name in ("x.html", "x.svg"):
+        r = httpx.get(f"{hub.url}/{repo}/resolve/main/{name}", headers={"authorization": f"Bearer {hub.alice_token}"})
+        assert r.headers["content-type"].startswith("text/plain")
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in r.headers["content-security-policy"]

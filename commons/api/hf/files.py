@@ -36,8 +36,16 @@ def _join_unencoded_pr(revision: str, path: str) -> tuple[str, str]:
     return revision, path
 
 
+# Repo files are user content on the hub's own origin: never let a browser run them as a page.
+ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml",
+                "text/javascript", "application/javascript")
+SAFE_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'", "X-Content-Type-Options": "nosniff"}
+
+
 def _content_type(path: str) -> str:
     guess, _ = mimetypes.guess_type(path)
+    if guess in ACTIVE_TYPES:
+        return "text/plain; charset=utf-8"
     if path.endswith((".json", ".md", ".txt", ".py", ".yaml", ".yml", ".jsonl", ".csv", ".jinja")):
         return (guess or "text/plain") + "; charset=utf-8"
     return guess or "application/octet-stream"
@@ -50,7 +58,7 @@ def _resolve(services: Services, request: Request, ref: RepoRef, revision: str, 
         repo = repos.get(actor, ref, Need.FILES)
         git = repos.git(repo)
         commit = git.resolve(revision)
-        headers: dict[str, Any] = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
+        headers: dict[str, Any] = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes", **SAFE_HEADERS}
         info = file_info(git, commit, path) if path else None
         if info is None or info.type != "file":
             exc = EntryNotFound(path)
