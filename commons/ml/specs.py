@@ -1,0 +1,239 @@
+"""Job specs: the contract between the job system and the child process that runs a job.
+
+A spec is a plain, versioned dataclass that round-trips through JSON. It names every input by
+repo id and **commit sha**, and carries every knob of the recipe, so a spec alone is a complete,
+replayable record of what a job did. Nothing here imports torch (or anything from Commons): the
+server validates specs with this module, the child process runs them.
+
+The child (`python -m commons.ml.run spec.json workdir`) expects each input materialised by the
+caller under `workdir/inputs/<name>/` (`base`, `dataset` for a fine-tune) and writes its outputs
+to `workdir/output/` and a summary to `workdir/result.json`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+SPEC_VERSION = 1
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+Schedule = Literal["constant", "linear", "cosine"]
+PromptFormat = Literal["plain", "chat"]
+
+
+class SpecError(ValueError):
+    """A spec that cannot run: unknown field, wrong type, value out of range, unpinned input."""
+
+
+@dataclass(frozen=True)
+class RepoInput:
+    """One input repository, pinned to a commit."""
+
+    repo_id: str
+    """`namespace/name`."""
+    revision: str
+    """A 40-hex commit sha. Branch names are resolved to a sha when a job is submitted."""
+    repo_type: str = "model"
+    """`model` or `dataset`."""
+
+    def validate(self, pinned: bool = True) -> None:
+        if not _REPO_ID.match(self.repo_id):
+            raise SpecError(f"invalid repo id {self.repo_id!r}: expected 'namespace/name'")
+        if self.repo_type not in ("model", "dataset"):
+            raise SpecError(f"invalid repo type {self.repo_type!r}: expected 'model' or 'dataset'")
+        if pinned and not _SHA.match(self.revision):
+            raise SpecError(f"{self.repo_id}: revision {self.revision!r} is not a commit sha")
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo_id}@{self.revision[:12]}"
+
+
+@dataclass(frozen=True)
+class LoraRecipe:
+    """How to fine-tune: LoRA shape, optimiser, schedule, data formatting. Defaults suit a ~100 M model."""
+
+    rank: int = 8
+    """LoRA rank r: each adapted weight W (d_out x d_in) learns B (d_out x r) @ A (r x d_in)."""
+    alpha: int = 16
+    """Scale of the update: W + (alpha / r) * B @ A."""
+    dropout: float = 0.05
+    """Dropout on the LoRA branch's input."""
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    """Names of the linear layers that get an adapter (matched on the last name component)."""
+    learning_rate: float = 2e-4
+    """Peak learning rate of AdamW."""
+    schedule: Schedule = "cosine"
+    """Learning-rate schedule after warm-up: constant, linear decay to 0, or cosine decay to 0."""
+    warmup_steps: int = 0
+    """Optimiser steps of linear warm-up from 0 to the peak rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay on the LoRA weights."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm (0 disables clipping)."""
+    epochs: float = 1.0
+    """Passes over the training split; ignored when `max_steps` is set."""
+    max_steps: int | None = None
+    """Optimiser steps to run; overrides `epochs`."""
+    batch_size: int = 4
+    """Examples per micro-batch."""
+    grad_accumulation: int = 1
+    """Micro-batches per optimiser step (effective batch = batch_size x grad_accumulation)."""
+    max_seq_len: int = 256
+    """Examples are truncated to this many tokens."""
+    seed: int = 0
+    """Seeds shuffling, dropout and the LoRA initialisation; with the same versions on CPU, runs are bit-identical."""
+    prompt_format: PromptFormat = "plain"
+    """`plain`: train on `text_column`. `chat`: user turn from `instruction_column`, assistant turn from
+    `response_column`, loss on the response only (the tokenizer's chat template, or a fixed fallback)."""
+    text_column: str = "text"
+    instruction_column: str = "instruction"
+    response_column: str = "response"
+    train_split: str = "train"
+    eval_split: str | None = None
+    """A split to report loss on before and after training (none: only the training-data loss)."""
+    max_eval_examples: int = 128
+    """Loss before/after is measured on at most this many examples of each split."""
+    merge: bool = False
+    """Also publish the merged model (base weights + update) at the repo root; the adapter goes to `adapter/`."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto`: CUDA when present, else CPU."""
+    num_threads: int | None = None
+    """CPU threads for torch (None: torch's default). Recorded in provenance: it can change float sums."""
+
+    def validate(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.rank >= 1, "rank must be at least 1"),
+            (self.alpha > 0, "alpha must be positive"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (len(self.target_modules) > 0, "target_modules must name at least one module"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.schedule in ("constant", "linear", "cosine"), "schedule must be constant, linear or cosine"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"),
+            (self.epochs > 0, "epochs must be positive"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.grad_accumulation >= 1, "grad_accumulation must be at least 1"),
+            (self.max_seq_len >= 2, "max_seq_len must be at least 2"),
+            (self.prompt_format in ("plain", "chat"), "prompt_format must be plain or chat"),
+            (self.max_eval_examples >= 1, "max_eval_examples must be at least 1"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (self.num_threads is None or self.num_threads >= 1, "num_threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SpecError(f"recipe: {message}")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The dataset columns this recipe reads."""
+        if self.prompt_format == "plain":
+            return (self.text_column,)
+        return (self.instruction_column, self.response_column)
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """LoRA fine-tune of `base` on `dataset`, published as a new model repo `output_repo`."""
+
+    kind: ClassVar[str] = "finetune"
+    INPUTS: ClassVar[dict[str, str]] = {"base": "model", "dataset": "dataset"}
+    """Input fields and their repo types; `inputs()` returns them by the same names."""
+    base: RepoInput
+    dataset: RepoInput
+    output_repo: str | None
+    """The model repo to create. None: train and report only (used by `commons jobs reproduce`)."""
+    recipe: LoraRecipe = field(default_factory=LoraRecipe)
+    private: bool = False
+    """Create the output repo private."""
+    spec_version: int = SPEC_VERSION
+
+    def inputs(self) -> dict[str, RepoInput]:
+        """Each input by the directory name the child reads it from (`workdir/inputs/<name>`)."""
+        return {"base": self.base, "dataset": self.dataset}
+
+    def validate(self, pinned: bool = True) -> None:
+        if self.spec_version != SPEC_VERSION:
+            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        self.base.validate(pinned)
+        self.dataset.validate(pinned)
+        if self.base.repo_type != "model":
+            raise SpecError("base must be a model repo")
+        if self.dataset.repo_type != "dataset":
+            raise SpecError("dataset must be a dataset repo")
+        if self.output_repo is not None and not _REPO_ID.match(self.output_repo):
+            raise SpecError(f"invalid output repo id {self.output_repo!r}")
+        self.recipe.validate()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recipe"]["target_modules"] = list(self.recipe.target_modules)
+        return {"kind": self.kind, **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FinetuneSpec:
+        """Build and validate a spec from JSON; errors name the offending field."""
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise SpecError(f"not a {cls.kind} spec: kind {kind!r}")
+        try:
+            base = _build(RepoInput, {"repo_type": "model", **_mapping(data.pop("base", None), "base")})
+            dataset = _build(RepoInput, {"repo_type": "dataset", **_mapping(data.pop("dataset", None), "dataset")})
+            recipe_data = dict(_mapping(data.pop("recipe", {}) or {}, "recipe"))
+            if "target_modules" in recipe_data:
+                modules = recipe_data["target_modules"]
+                if isinstance(modules, str):
+                    modules = [m.strip() for m in modules.split(",") if m.strip()]
+                recipe_data["target_modules"] = tuple(str(m) for m in modules)
+            recipe = _build(LoraRecipe, recipe_data)
+            spec: FinetuneSpec = _build(cls, {**data, "base": base, "dataset": dataset, "recipe": recipe})
+        except TypeError as exc:
+            raise SpecError(str(exc)) from None
+        spec.validate()
+        return spec
+
+
+JobSpec = FinetuneSpec
+"""Every spec type (a union as more job kinds arrive)."""
+
+KINDS: dict[str, type[FinetuneSpec]] = {FinetuneSpec.kind: FinetuneSpec}
+
+
+def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:
+    """The spec of a job of `kind`, validated. Raises SpecError."""
+    spec_type = KINDS.get(kind)
+    if spec_type is None:
+        raise SpecError(f"unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return spec_type.from_json({**data, "kind": kind})
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
+# Scalar field types we check by hand (dataclass annotations are strings under postponed evaluation).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+    "int | None": (int, type(None)), "str | None": (str, type(None)),
+}
+
+
+def _build(cls: type[Any], values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SpecError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    for name, value in values.items():
+        expected = _TYPES.get(str(known[name].type))
+        wrong_bool = isinstance(value, bool) and expected is not None and bool not in expected
+        if expected is not None and (not isinstance(value, expected) or wrong_bool):
+            raise SpecError(f"{cls.__name__}.{name}: expected {known[name].type}, got {value!r}")
+    return cls(**values)
