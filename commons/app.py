@@ -13,6 +13,7 @@ from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos,
 from commons.api.limits import RequestSizeLimit
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
+from commons.api.native import jobs as native_jobs
 from commons.api.native import policy as native_policy
 from commons.api.ratelimit import FailureLimiter
 from commons.api.routing import RawPathRouting
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                        max_commit=services.settings.max_commit_size)
     app.add_middleware(RawPathRouting)
     # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`.
-    for module in (native_accounts, native_audit, native_policy,
+    for module in (native_accounts, native_audit, native_jobs, native_policy,
                    users, repos, tree, refs, commits, discussions, gated, lfs):
         app.include_router(module.router)
     app.include_router(git_router)

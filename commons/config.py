@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     login_failures_per_5min: int = Field(
         10, description="Failed web logins allowed per client address in 5 minutes before answering 429."
     )
+    jobs_embedded: bool = Field(
+        True,
+        description="Run a job worker inside `commons serve`. Set false when `commons worker` processes run the jobs.",
+    )
+    jobs_backend: str = Field("local", description="Where jobs run: `local` (child processes) or `ray` (Ray tasks).")
+    jobs_ray_address: str | None = Field(
+        None,
+        description="Ray cluster address for `jobs_backend=ray` (e.g. `127.0.0.1:6379`). Default: start Ray locally.",
+    )
+    jobs_heartbeat_s: float = Field(5.0, description="Seconds between a running job's heartbeats.")
+    jobs_stale_after_s: float = Field(
+        60.0, description="A running job without a heartbeat for this long is recovered (re-queued or failed)."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

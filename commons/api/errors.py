@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from commons import errors as e
 from commons.api.ratelimit import TooManyAttempts
 from commons.hub.discussions import DiscussionNotFound
+from commons.jobs.states import InvalidJobTransition, JobNotFound
 
 # (status for an authenticated caller, status for an anonymous one, X-Error-Code)
 _TABLE: list[tuple[type[e.CommonsError], int, int, str | None]] = [
@@ -24,6 +25,8 @@ _TABLE: list[tuple[type[e.CommonsError], int, int, str | None]] = [
     (e.PayloadTooLarge, 413, 413, None),
     (e.PolicyBlocked, 403, 403, None),
     (DiscussionNotFound, 404, 404, None),
+    (JobNotFound, 404, 404, None),
+    (InvalidJobTransition, 409, 409, None),
     (TooManyAttempts, 429, 429, None),
     (e.InvalidRequest, 400, 400, None),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import audit, db, demo, importers, license, orgs, serve, tokens, users
+from commons.cli import audit, db, demo, importers, jobs, license, orgs, serve, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -17,6 +17,8 @@ app.add_typer(importers.app, name="import")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(license.app, name="license")
+app.add_typer(jobs.app, name="jobs")
+app.command("worker")(jobs.worker)
 app.command("demo")(demo.demo)
 
 

@@ -86,10 +86,11 @@ def submit(
     private: bool = typer.Option(False, help="Create the output repo private."),
     timeout: int | None = typer.Option(None, help="Seconds before the job is stopped (default 6 h)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Show progress until the job ends."),
+    kind: str | None = typer.Option(None, help="Job kind (default: the spec file's `kind`, else finetune)."),
 ) -> None:
-    """Queue a LoRA fine-tune of BASE on DATASET, published as OUTPUT."""
+    """Queue a job: by default a LoRA fine-tune of BASE on DATASET, published as OUTPUT."""
     spec: dict[str, Any] = yaml.safe_load(spec_file.read_text()) if spec_file else {}
-    spec.pop("kind", None)
+    kind = kind or str(spec.pop("kind", None) or "finetune")
     for name, value in (("base", base), ("dataset", dataset)):
         if value:
             repo, rev = split_rev(value)
@@ -110,7 +111,7 @@ def submit(
     try:
         actor = _user_actor(services, owner)
         with services.session() as session:
-            job = Jobs(session, services.storage).submit(actor, "finetune", spec, timeout)
+            job = Jobs(session, services.storage).submit(actor, kind, spec, timeout)
             job_id = job.id
     except CommonsError as exc:
         raise _fail(exc) from None

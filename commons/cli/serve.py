@@ -10,6 +10,7 @@ from commons.app import create_app
 from commons.config import Settings
 from commons.db import migrate
 from commons.hub.maintenance import reindex_all, sweep_temp
+from commons.jobs.worker import EmbeddedWorker
 from commons.services import build_services
 
 
@@ -38,10 +39,15 @@ def serve(
         )
         blob_server.start()
         app.state.blob_port = blob_server.port
+    worker = EmbeddedWorker(services) if settings.jobs_embedded else None
+    if worker is not None:
+        worker.start()
     typer.echo(f"Commons hub on http://{settings.host}:{settings.port}  (data: {settings.home})", err=True)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                     timeout_keep_alive=30, access_log=settings.log_level == "debug")
     finally:
+        if worker is not None:
+            worker.stop()
         if blob_server is not None:
             blob_server.stop()

@@ -42,6 +42,9 @@ class Jobs:
             raise Unauthorized("You must be authenticated to submit jobs")
         if not actor.can_write:
             raise PermissionDenied("Submitting a job needs a write token")
+        if actor.scopes is not None:
+            # The job runs with its owner's full rights, which a repo-scoped token does not carry.
+            raise PermissionDenied("Fine-grained tokens cannot submit jobs; use a write token")
         if kind not in KINDS:
             raise InvalidRequest(f"Unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
         if not isinstance(spec, dict):
@@ -73,8 +76,10 @@ class Jobs:
                             timeout_s or queue.DEFAULT_TIMEOUT_S, max_attempts)
 
     def get(self, actor: Actor | None, job_id: int) -> Job:
+        if actor is None:
+            raise Unauthorized("You must be authenticated to see jobs")
         job = self.session.get(Job, job_id)
-        if job is None or actor is None or not (actor.is_admin or job.owner_id == actor.user_id):
+        if job is None or not (actor.is_admin or job.owner_id == actor.user_id):
             raise JobNotFound(job_id)
         return job
 
@@ -100,9 +105,9 @@ class Jobs:
         return queue.events_after(self.session, job_id, after, max(1, min(limit, 5000)))
 
     def cancel(self, actor: Actor | None, job_id: int) -> JobState:
-        self.get(actor, job_id)
-        if actor is not None and not actor.can_write:
+        if actor is not None and (not actor.can_write or actor.scopes is not None):
             raise PermissionDenied("Cancelling a job needs a write token")
+        self.get(actor, job_id)
         return queue.request_cancel(self.session, job_id)
 
     def owner_name(self, job: Job) -> str | None:

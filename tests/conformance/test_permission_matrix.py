@@ -58,6 +58,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/commons/audit"): Rule("org-admin-read"),
     ("GET", "/api/commons/audit/export"): Rule("org-admin-read"),
     ("GET", "/api/commons/audit/verify"): Rule("site-admin"),
+    ("POST", "/api/commons/jobs"): Rule("auth-write"),
+    ("GET", "/api/commons/jobs"): Rule("auth"),
+    ("GET", "/api/commons/jobs/{job_id}"): Rule("auth"),
+    ("GET", "/api/commons/jobs/{job_id}/events"): Rule("auth"),
+    ("POST", "/api/commons/jobs/{job_id}/cancel"): Rule("auth-write"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}"): Rule("see"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}/ask"): Rule("see"),
     ("GET", "/api/commons/lineage/{repo_type}/{namespace}/{name}"): Rule("see"),
@@ -253,7 +258,7 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
     ns, name = rid.split("/") if rid else ("acme", "none")
     fill = {"repo_type": "models", "namespace": ns, "name": name, "revision": "main", "path": "secret.bin",
             "branch": "b1", "tag": "t1", "num": "1", "status": "pending", "org": "acme", "user": "reader",
-            "sha256": w.blob_sha}
+            "sha256": w.blob_sha, "job_id": "999999"}
     path = template
     for key, value in fill.items():
         path = path.replace("{" + key + "}", value)
@@ -265,6 +270,7 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
         path = path.removeprefix("/datasets")  # dataset routes: exercised on the model twin (same code)
     kw: dict[str, Any] = {}
     body: dict[str, Any] = {
+        ("POST", "/api/commons/jobs"): {"kind": "finetune", "spec": {}},
         ("POST", "/api/validate-yaml"): {"content": "---\nlicense: mit\n---\n"},
         ("POST", "/api/commons/users"): {"name": f"u{os.urandom(4).hex()}", "password": "long enough password"},
         ("POST", "/api/commons/tokens"): {"name": "x", "role": "read"},

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from commons.accounts.tokens import issue_token
 from commons.accounts.users import get_user
+from commons.app import create_app
 from commons.hub.ids import RepoRef, RepoType
 from commons.hub.repos import Repos
-from tests.jobs.app import jobs_client
 from tests.jobs.conftest import LocalHub, finetune_spec
 
 
@@ -32,7 +32,7 @@ def tokens(local_hub: LocalHub) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(local_hub: LocalHub) -> Iterator[TestClient]:
-    with jobs_client(local_hub.services) as c:
+    with TestClient(create_app(services=local_hub.services)) as c:
         yield c
 
 
@@ -55,7 +55,7 @@ def test_submit_pins_inputs_and_is_private_to_owner(client: TestClient, tokens: 
     assert client.get(url, headers=_as(tokens, "alice")).json()["id"] == job["id"]
     assert client.get(url, headers=_as(tokens, "root")).status_code == 200
     assert client.get(url, headers=_as(tokens, "bob")).status_code == 404
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 401
     assert client.get(f"{url}/events", headers=_as(tokens, "bob")).status_code == 404
     assert [j["id"] for j in client.get("/api/commons/jobs", headers=_as(tokens, "alice")).json()].count(job["id"]) == 1
     assert job["id"] not in [j["id"] for j in client.get("/api/commons/jobs", headers=_as(tokens, "bob")).json()]

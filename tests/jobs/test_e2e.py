@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from commons.app import create_app
 from commons.config import Settings
 from commons.jobs.worker import EmbeddedWorker
 from commons.services import Services, build_services
 from tests.hubserver import HubServer, new_home
-from tests.jobs.app import jobs_client
 from tests.jobs.conftest import fast_options
 from tests.jobs.helpers import wait_for
 
@@ -54,7 +55,7 @@ def finished(hub: HubServer) -> Iterator[Finished]:
     services = build_services(Settings(home=hub.home, database_url=hub.database_url))
     worker = EmbeddedWorker(services, fast_options(work_root=root / "work"))
     worker.start()
-    client = jobs_client(services)
+    client = TestClient(create_app(services=services))
     auth = {"Authorization": f"Bearer {hub.alice_token}"}
     spec = {"base": {"repo_id": base, "revision": base_sha}, "dataset": {"repo_id": dataset, "revision": "main"},
             "output_repo": output,
