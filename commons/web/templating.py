@@ -17,6 +17,7 @@ from commons.web import urls
 from commons.web.cardmeta import human_count
 from commons.web.deps import ANONYMOUS
 from commons.web.markdown import render_markdown
+from commons.web.panels import tabs_for
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -94,7 +95,7 @@ def _environment() -> Environment:
         static=static_url, avatar=avatar_class, version=__version__,
         tree_url=urls.tree_url, blob_url=urls.blob_url, resolve_url=urls.resolve_url,
         commits_url=urls.commits_url, repo_url=urls.repo_url, qrev=urls.qrev, qpath=urls.qpath,
-        with_query=urls.with_query, search_url=urls.search_url,
+        with_query=urls.with_query, search_url=urls.search_url, repo_tabs=tabs_for,
     )
     return env
 

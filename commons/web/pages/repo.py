@@ -16,6 +16,7 @@ from commons.web.cardmeta import card_facts
 from commons.web.deps import ServicesDep
 from commons.web.markdown import LinkBase, render_markdown
 from commons.web.pages.gate import grant_status
+from commons.web.panels import panels_for
 from commons.web.reporoutes import RepoView, RepoViewDep, repo_route
 from commons.web.templating import render
 
@@ -70,5 +71,6 @@ def repo_page(request: Request, view: RepoViewDep, services: ServicesDep) -> Res
         request, "pages/repo.html", view=view, repo=view.repo, tab="card", rev=MAIN, last_commit=last,
         file_count=len(files), total_size=sum(f.size for f in files),
         weights_size=sum(f.size for f in files if f.path.endswith(WEIGHTS)), grant=grant,
-        site=site_url(request, services), **card_context(view, git, commit),
+        site=site_url(request, services), panels=panels_for(view, git, commit),
+        **card_context(view, git, commit),
     )
