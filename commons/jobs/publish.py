@@ -9,7 +9,9 @@ repo that this job created and that still holds only its initial commit.
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from commons.hub.publish import commit_directory
 from commons.hub.repos import Repos
 from commons.hub.storage import HubStorage
 from commons.hub.trees import file_info
-from commons.ml.specs import FinetuneSpec
+from commons.ml.specs import JobSpec, parse_spec
 
 PROVENANCE = "provenance.json"
 
@@ -55,17 +57,30 @@ def published_by(storage: HubStorage, repo: Repo, job_id: int) -> str | None:
     return head if record.get("job", {}).get("id") == job_id else None
 
 
-def commit_message(job: Job, spec: FinetuneSpec, metrics: dict[str, Any]) -> tuple[str, str]:
-    summary = f"LoRA fine-tune of {spec.base.repo_id} on {spec.dataset.repo_id} (job {job.id})"
-    lines = [f"base: {spec.base.repo_id}@{spec.base.revision}",
-             f"dataset: {spec.dataset.repo_id}@{spec.dataset.revision}"]
-    for key in ("steps", "train_loss_before", "train_loss_after", "eval_loss_before", "eval_loss_after"):
-        if key in metrics:
-            lines.append(f"{key}: {metrics[key]}")
+def commit_message(job: Job, spec: JobSpec, metrics: dict[str, Any]) -> tuple[str, str]:
+    summary = f"{spec.summary()} (job {job.id})"
+    lines = [f"{name}: {given.repo_id}@{given.revision}" for name, given in spec.inputs().items()]
+    lines += [f"{key}: {value}" for key, value in metrics.items() if isinstance(value, int | float | str)]
     return summary, "\n".join(lines)
 
 
-def publish_outputs(session: Session, storage: HubStorage, job: Job, spec: FinetuneSpec, out_dir: Path,
+Publisher = Callable[[Session, HubStorage, Job, Any, Path, dict[str, Any]], str]
+"""(session, storage, job, spec, output dir, metrics) -> the commit sha the outputs went to."""
+
+# Kinds whose outputs do not go to a new repo name their publisher here, as "module:function".
+PUBLISHERS: dict[str, str] = {}
+
+
+def publisher_for(kind: str) -> Publisher:
+    target = PUBLISHERS.get(kind)
+    if target is None:
+        return publish_outputs
+    module, _, name = target.partition(":")
+    fn: Publisher = getattr(importlib.import_module(module), name)
+    return fn
+
+
+def publish_outputs(session: Session, storage: HubStorage, job: Job, spec: JobSpec, out_dir: Path,
                     metrics: dict[str, Any]) -> str:
     """Create `spec.output_repo` and commit `out_dir` to it as one commit; returns the commit sha.
 
@@ -105,7 +120,7 @@ def _delete(session: Session, storage: HubStorage, actor: Actor, ref: RepoRef) -
 def discard_partial_output(session: Session, storage: HubStorage, job: Job, started_at: datetime | None) -> bool:
     """Delete the output repo of an interrupted job if the job created it and never committed to it."""
     try:
-        spec = FinetuneSpec.from_json(job.spec)
+        spec = parse_spec(job.kind, job.spec)
     except ValueError:
         return False
     if spec.output_repo is None or started_at is None:

@@ -33,7 +33,7 @@ from commons.db.models import Job
 from commons.jobs import queue
 from commons.jobs.child import ChildEvent, ChildProcess, LocalChild
 from commons.jobs.inputs import materialise
-from commons.jobs.publish import discard_partial_output, owner_actor, publish_outputs
+from commons.jobs.publish import discard_partial_output, owner_actor, publisher_for
 from commons.jobs.states import JobState
 from commons.ml.specs import SpecError, parse_spec
 from commons.services import Services
@@ -229,8 +229,9 @@ class Worker:
             with self.services.session() as session:
                 fresh = session.get(Job, job.id)
                 assert fresh is not None
-                commit = publish_outputs(session, self.services.storage, fresh, spec, workdir / "output",
-                                         result.get("metrics", {}))
+                publish = publisher_for(job.kind)
+                commit = publish(session, self.services.storage, fresh, spec, workdir / "output",
+                                 result.get("metrics", {}))
             result |= {"output_repo": spec.output_repo, "commit": commit}
             self._note(job.id, "log", {"level": "info", "message": f"published {spec.output_repo}@{commit}"}, beat)
         return JobState.SUCCEEDED, result, None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 SPEC_VERSION = 1
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -157,6 +157,9 @@ class FinetuneSpec:
         """Each input by the directory name the child reads it from (`workdir/inputs/<name>`)."""
         return {"base": self.base, "dataset": self.dataset}
 
+    def summary(self) -> str:
+        return f"LoRA fine-tune of {self.base.repo_id} on {self.dataset.repo_id}"
+
     def validate(self, pinned: bool = True) -> None:
         if self.spec_version != SPEC_VERSION:
             raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
@@ -199,10 +202,33 @@ class FinetuneSpec:
         return spec
 
 
-JobSpec = FinetuneSpec
-"""Every spec type (a union as more job kinds arrive)."""
+class JobSpec(Protocol):
+    """What the job system needs of every kind's spec (FinetuneSpec is the model to follow)."""
 
-KINDS: dict[str, type[FinetuneSpec]] = {FinetuneSpec.kind: FinetuneSpec}
+    kind: ClassVar[str]
+    INPUTS: ClassVar[dict[str, str]]
+    """Input field names and their default repo types; `submit` pins each to a commit sha."""
+
+    @property
+    def output_repo(self) -> str | None:
+        """The repo the outputs go to (a new repo unless the kind's publisher says otherwise)."""
+
+    @property
+    def private(self) -> bool: ...
+
+    @property
+    def spec_version(self) -> int: ...
+
+    def inputs(self) -> dict[str, RepoInput]: ...
+
+    def summary(self) -> str:
+        """One line for the output commit's title, e.g. "LoRA fine-tune of a/b on c/d"."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+# Every job kind's spec type. `from_json` builds and validates one (raises SpecError).
+KINDS: dict[str, Any] = {FinetuneSpec.kind: FinetuneSpec}
 
 
 def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:
@@ -210,7 +236,8 @@ def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:
     spec_type = KINDS.get(kind)
     if spec_type is None:
         raise SpecError(f"unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    return spec_type.from_json({**data, "kind": kind})
+    spec: JobSpec = spec_type.from_json({**data, "kind": kind})
+    return spec
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:
