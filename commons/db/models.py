@@ -306,3 +306,16 @@ class JobEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     kind: Mapped[str] = mapped_column(String(16), comment="log | metric | state")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Like(Base):
+    """A user's like of a repo. `Repo.likes` counts these rows; both change in one transaction."""
+
+    __tablename__ = "likes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_repos_likes", Repo.likes)
