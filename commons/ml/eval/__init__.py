@@ -1,0 +1,1 @@
+"""Evaluation: tasks (YAML), the log-likelihood engine, metrics and the harness. See README.md."""
