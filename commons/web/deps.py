@@ -6,15 +6,19 @@ the session's CSRF token (`SignedInForm`). The JSON API never accepts the cookie
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
-from sqlalchemy.orm import Session
 
 from commons.accounts import sessions
 from commons.accounts.actors import Actor
+
+# The same unit of work as the API: it commits before the response goes out, so a redirect after a
+# write never shows the old state.
+from commons.api.deps import ServicesDep as ServicesDep
+from commons.api.deps import SessionDep as SessionDep
+from commons.api.deps import get_services as get_services
 from commons.errors import CommonsError
 from commons.services import Services
 
@@ -49,23 +53,6 @@ class Viewer:
 
 
 ANONYMOUS = Viewer()
-
-
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.session() as session:
-        yield session
-
-
-# Commit before the response goes out: a redirect after a write never shows the old state.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_viewer(request: Request, session: SessionDep) -> Viewer:

@@ -126,16 +126,21 @@ def comment(
     return {"newMessage": event_json(event)}
 
 
+def _for_change(actor: Actor | None, repos: Repos, ref: RepoRef, num: int) -> tuple[Actor, Repo, Discussion, bool]:
+    """Who changes discussion `num`, its repo, the discussion, and whether they write to the repo."""
+    who = _require(actor)
+    # The credential must allow taking part; then the author or a writer may change the discussion.
+    repo = repos.get(actor, ref, Need.DISCUSS)
+    return who, repo, d.get(repos.session, repo, num), can_write(who, repos.access(who, repo))
+
+
 @router.post(PREFIX + "/{num}/status")
 def change_status(
     request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
-    who = _require(actor)
-    # The credential must allow taking part; then the author or a writer may change the discussion.
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
-    writer = can_write(who, repos.access(who, repo))
-    event = d.change_status(repos.session, d.get(repos.session, repo, num), who, str(body.get("status", "")),
+    who, repo, discussion, writer = _for_change(actor, repos, _ref(repo_type, namespace, name), num)
+    event = d.change_status(repos.session, discussion, who, str(body.get("status", "")),
                             str(body.get("comment") or ""), writer)
     audit(request, "discussion.status", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace,
           status=event.data.get("status"))
@@ -147,11 +152,8 @@ def change_title(
     request: Request, repo_type: str, namespace: str, name: str, num: int, actor: ActorDep, repos: ReposDep,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
-    who = _require(actor)
-    # The credential must allow taking part; then the author or a writer may change the discussion.
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
-    writer = can_write(who, repos.access(who, repo))
-    event = d.rename(repos.session, d.get(repos.session, repo, num), who, str(body.get("title", "")), writer)
+    who, repo, discussion, writer = _for_change(actor, repos, _ref(repo_type, namespace, name), num)
+    event = d.rename(repos.session, discussion, who, str(body.get("title", "")), writer)
     audit(request, "discussion.title", f"{repo.type}:{repo.repo_id}#{num}", repo.namespace)
     return {"newTitle": event_json(event)}
 
