@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -319,3 +320,48 @@ class Like(Base):
 
 
 Index("ix_repos_likes", Repo.likes)
+
+
+class EvalResult(Base):
+    """One score of one model commit on one task, written by an evaluation job (see commons/evals).
+
+    A row is keyed by everything the score depends on: model commit, task and its version, dataset
+    commit, harness version and the hash of the settings that can change a score; `subgroup` is empty
+    for the whole task, else `column=value` (e.g. `bias_type=gender`).
+    """
+
+    __tablename__ = "eval_results"
+    __table_args__ = (
+        UniqueConstraint("repo_id", "model_sha", "task", "task_version", "dataset_repo", "dataset_sha",
+                         "harness_version", "settings_hash", "metric", "subgroup", name="uq_eval_results_key"),
+        Index("ix_eval_results_task_metric", "task", "metric"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    model_sha: Mapped[str] = mapped_column(String(40))
+    task: Mapped[str] = mapped_column(String(64))
+    task_version: Mapped[str] = mapped_column(String(32))
+    task_type: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(16), comment="capability | bias | safety")
+    dataset_repo: Mapped[str] = mapped_column(String(200))
+    dataset_sha: Mapped[str] = mapped_column(String(40))
+    harness_version: Mapped[str] = mapped_column(String(32))
+    settings_hash: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, comment="The settings the hash names.")
+    metric: Mapped[str] = mapped_column(String(64))
+    subgroup: Mapped[str] = mapped_column(String(200), default="")
+    value: Mapped[float] = mapped_column(Float)
+    stderr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n: Mapped[int] = mapped_column(Integer)
+    n_total: Mapped[int] = mapped_column(Integer, default=0)
+    better: Mapped[str | None] = mapped_column(String(8), nullable=True, comment="higher | lower | None (see ideal)")
+    ideal: Mapped[float | None] = mapped_column(Float, nullable=True, comment="The unbiased value of a bias score.")
+    headline: Mapped[bool] = mapped_column(Boolean, default=False, comment="The metric the task is quoted by.")
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    written_to: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, comment="Where the card got it: a commit sha on main, or refs/pr/N."
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
