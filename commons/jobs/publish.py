@@ -28,6 +28,7 @@ from commons.hub.publish import commit_directory
 from commons.hub.repos import Repos
 from commons.hub.storage import HubStorage
 from commons.hub.trees import file_info
+from commons.jobs.licensing import license_outputs
 from commons.ml.specs import JobSpec, parse_spec
 
 PROVENANCE = "provenance.json"
@@ -96,6 +97,7 @@ def publish_outputs(session: Session, storage: HubStorage, job: Job, spec: JobSp
         if done is not None:
             return done
         raise Conflict(f"output repo {spec.output_repo} was created by someone else while the job ran")
+    license_outputs(session, storage, actor, spec.output_repo, out_dir)  # may refuse: before the repo exists
     repo = repos.create(actor, ref, private=spec.private)
     session.commit()
     summary, description = commit_message(job, spec, metrics)

@@ -8,11 +8,13 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from commons.errors import EntryNotFound
+from commons.hub import scans
 from commons.hub.gitrepo import GitRepo
 from commons.hub.ids import validate_path
 from commons.hub.repos import Need
 from commons.hub.trees import file_info, list_files, with_last_commits
 from commons.web.highlight import IMAGES, MAX_TEXT, is_binary, render_text
+from commons.web.pages.inspect import file_panels, scan_view
 from commons.web.reporoutes import RepoView, RepoViewDep, repo_route
 from commons.web.templating import render
 from commons.web.urls import blob_url, tree_url, unsplit_revision
@@ -51,7 +53,9 @@ def tree(request: Request, view: RepoViewDep, rev: str, path: str = "") -> Respo
         return RedirectResponse(blob_url(view.base, rev, path), status_code=303)
     entries = with_last_commits(git, commit, list_files(git, commit, path))
     entries.sort(key=lambda f: (f.type != "directory", f.path.lower()))
-    return render(request, "pages/tree.html", entries=entries, last_commit=git.commit_info(commit),
+    found = scans.repo_findings(view.repos.session, view.repo, {f.path: f.etag for f in entries if f.type == "file"})
+    badges = {p: v for p, r in found.items() if (v := scan_view(r)) is not None}
+    return render(request, "pages/tree.html", entries=entries, last_commit=git.commit_info(commit), scan_badges=badges,
                   parent=tree_url(view.base, rev, path.rsplit("/", 1)[0]) if "/" in path else
                   tree_url(view.base, rev) if path else None, **_common(view, git, rev, commit, path))
 
@@ -80,8 +84,7 @@ def blob(request: Request, view: RepoViewDep, rev: str, path: str) -> Response:
             shown = {"rendered": render_text(path, data.decode("utf-8")), "mode": "text"}
         else:
             shown["mode"] = "binary"
-    # Slot for the file inspector (commons/scanning: safetensors/GGUF headers, the dataset viewer):
-    # it will fill `inspector` with its own fragment; until then the page leaves the slot empty.
-    inspector = None
+    # The inspector slot: the scan verdict, then the weights inspector or the dataset viewer.
+    inspector = file_panels(request, view, git, rev, commit, info)
     return render(request, "pages/blob.html", info=info, file_commit=last, inspector=inspector,
                   name=path.rsplit("/", 1)[-1], **shown, **_common(view, git, rev, commit, path))
