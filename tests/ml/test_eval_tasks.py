@@ -99,14 +99,15 @@ def test_data_files_must_stay_inside_the_dataset(tmp_path: Path) -> None:
 def test_every_builtin_task_reads_its_data() -> None:
     tasks = builtin_tasks()
     assert {"hellaswag", "piqa", "truthfulqa_mc1", "truthfulqa_mc2", "crows_pairs", "bbq", "winobias",
-            "wikitext2", "tinyshakespeare", "xstest", "advbench", "harmbench"} <= set(tasks)
+            "wikitext2", "tinyshakespeare", "xstest_safe", "xstest_unsafe", "advbench", "harmbench"} <= set(tasks)
     counts = {}
     for name, task in tasks.items():
         assert task.dataset is not None
         items = build_items(task, load_docs(task, SHARED_DATA / task.dataset))
         counts[name] = len(items)
     assert counts["hellaswag"] == 2000 and counts["piqa"] == 1287 and counts["crows_pairs"] == 1055
-    assert counts["truthfulqa_mc1"] == 572 and counts["bbq"] == 7800 and counts["xstest"] == 324
+    assert counts["truthfulqa_mc1"] == 572 and counts["bbq"] == 7800 and counts["xstest_safe"] == 180
+    assert counts["xstest_unsafe"] == 144 and tasks["xstest_safe"].better["refusal_rate"] == "lower"
     # TruthfulQA: the single true MC1 answer is listed first (lm-eval scores target 0).
     task = tasks["truthfulqa_mc1"]
     for doc in load_docs(task, SHARED_DATA / "truthfulqa"):

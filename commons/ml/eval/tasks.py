@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 
 import yaml
@@ -351,10 +351,13 @@ _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".json": "json", ".txt": "text"
 def load_docs(task: Task, data_dir: Path) -> list[dict[str, Any]]:
     """The task's rows from `data_dir`: read, aligned with the label file, processed and filtered."""
     docs: list[dict[str, Any]] = []
-    for name in task.data.files:
-        path = (data_dir / name).resolve()
-        if not path.is_relative_to(data_dir.resolve()):
+    for name in task.data_files:
+        # Checked on the name, not the resolved path: a hub snapshot's files are symlinks into a blob store.
+        parts = PurePosixPath(name).parts
+        if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
             raise TaskError(f"{task.name}: data file {name!r} is outside the dataset")
+    for name in task.data.files:
+        path = data_dir / name
         if not path.is_file():
             raise TaskError(f"{task.name}: data file {name!r} not found in {data_dir}")
         fmt = task.data.format or _EXTENSIONS.get(path.suffix.lower())
