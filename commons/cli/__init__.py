@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import audit, db, demo, importers, jobs, license, orgs, serve, tokens, users
+from commons.cli import audit, db, demo, evals, importers, jobs, license, orgs, serve, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -20,6 +20,7 @@ app.add_typer(license.app, name="license")
 app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
 app.command("demo")(demo.demo)
+app.add_typer(evals.app, name="evals")
 
 
 def main() -> None:
