@@ -33,6 +33,9 @@ class FileEvidence:
     gguf_base_models: tuple[str, ...] = ()  # GGUF general.base_model.N.repo_url
     quantization: str | None = None  # "gguf:<file_type>", "gptq", "awq", "bitsandbytes" …
     comparisons: tuple[TensorComparison, ...] = ()
+    # GGUF general.source.repo_url / general.source.huggingface.repository: the repo the file was
+    # converted from, its direct parent (general.base_model.N are then that repo's own parents).
+    gguf_sources: tuple[str, ...] = ()
 
 
 def evidence_from_files(
@@ -47,8 +50,13 @@ def evidence_from_files(
     if adapter_config:
         adapter_base = _repo_id_or_none(adapter_config.get("base_model_name_or_path"))
     gguf_bases: list[str] = []
+    gguf_sources: list[str] = []
     quantization = None
     if gguf_metadata:
+        for key in ("general.source.repo_url", "general.source.huggingface.repository", "general.source.url"):
+            rid = _repo_id_or_none(gguf_metadata.get(key))
+            if rid and rid not in gguf_sources:
+                gguf_sources.append(rid)
         count = gguf_metadata.get("general.base_model.count")
         n = count if isinstance(count, int) else 8
         for i in range(n):
@@ -60,7 +68,7 @@ def evidence_from_files(
         quantization = f"gguf:{file_type}" if file_type is not None else "gguf"
     if config and isinstance(config.get("quantization_config"), Mapping):
         quantization = str(config["quantization_config"].get("quant_method") or "quantized")
-    return FileEvidence(adapter_base, tuple(gguf_bases), quantization, tuple(sorted(comparisons)))
+    return FileEvidence(adapter_base, tuple(gguf_bases), quantization, tuple(sorted(comparisons)), tuple(gguf_sources))
 
 
 def _repo_id_or_none(value: Any) -> str | None:

@@ -226,7 +226,7 @@ def card_lineage_fields(
 def _infer_relation(n_bases: int, evidence: FileEvidence | None) -> tuple[Relation, str]:
     if evidence and evidence.adapter_base:
         return Relation.ADAPTER, "adapter_config.json present"
-    if evidence and (evidence.quantization or evidence.gguf_base_models):
+    if evidence and (evidence.quantization or evidence.gguf_base_models or evidence.gguf_sources):
         return Relation.QUANTIZED, "quantized weights present"
     if n_bases > 1:
         return Relation.MERGE, "several base models"
@@ -317,7 +317,10 @@ def evidence_edges(ref: RepoRef, evidence: FileEvidence | None) -> tuple[Edge, .
     found: dict[RepoRef, Relation] = {}
     if evidence.adapter_base:
         found[RepoRef(RepoKind.MODEL, evidence.adapter_base)] = Relation.ADAPTER
-    for rid in evidence.gguf_base_models:
+    for rid in evidence.gguf_sources:
+        found.setdefault(RepoRef(RepoKind.MODEL, rid), Relation.QUANTIZED)
+    # Without a source, the base models are taken as what was quantized; with one, they are its parents.
+    for rid in () if evidence.gguf_sources else evidence.gguf_base_models:
         found.setdefault(RepoRef(RepoKind.MODEL, rid), Relation.QUANTIZED)
     for cmp in evidence.comparisons:
         if cmp.shapes_match or cmp.identical_tensors:
@@ -414,6 +417,8 @@ def _check_against_evidence(parent: RepoRef, relation: Relation, ev: FileEvidenc
             return EdgeStatus.VERIFIED, "adapter_config.json names this base model"
         if relation is Relation.ADAPTER:
             return EdgeStatus.CONTRADICTED, f"adapter_config.json names {ev.adapter_base} as the base model"
+    if pid in {b.casefold() for b in ev.gguf_sources}:
+        return EdgeStatus.VERIFIED, "GGUF metadata names this repo as the source"
     if pid in {b.casefold() for b in ev.gguf_base_models}:
         return EdgeStatus.VERIFIED, "GGUF metadata names this base model"
     return EdgeStatus.UNVERIFIED, ""

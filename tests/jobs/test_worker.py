@@ -66,8 +66,9 @@ def test_merged_finetune_publishes_one_commit(local_hub: LocalHub, tmp_path: Pat
     provenance = json.loads((out / "provenance.json").read_text())
     from commons.ml.provenance import sha256_file
 
-    assert set(provenance["outputs"]) == files - {"provenance.json", ".gitattributes"}
-    for path, info in provenance["outputs"].items():
+    written = provenance["license"]["files"]  # README.md and NOTICE as the publisher's licensing step wrote them
+    assert set(provenance["outputs"]) | set(written) == files - {"provenance.json", ".gitattributes"}
+    for path, info in {**provenance["outputs"], **written}.items():
         assert sha256_file(out / path) == info["sha256"], path
     assert provenance["job"]["id"] == job_id and provenance["inputs"]["base"]["revision"] == local_hub.base
     # The merged weights are the base with the adapter folded in.
