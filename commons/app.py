@@ -9,10 +9,11 @@ from commons import __version__
 from commons.api.audit import AuditMiddleware
 from commons.api.errors import handle_commons_error
 from commons.api.git import router as git_router
-from commons.api.hf import commits, discussions, files, gated, lfs, refs, repos, tree, users
+from commons.api.hf import commits, discussions, files, gated, lfs, likes, refs, repos, tree, users
 from commons.api.limits import RequestSizeLimit
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
+from commons.api.native import evals as native_evals
 from commons.api.native import jobs as native_jobs
 from commons.api.native import policy as native_policy
 from commons.api.ratelimit import FailureLimiter
@@ -37,9 +38,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestSizeLimit, max_request=services.settings.max_request_size,
                        max_commit=services.settings.max_commit_size)
     app.add_middleware(RawPathRouting)
-    # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`.
-    for module in (native_accounts, native_audit, native_jobs, native_policy,
-                   users, repos, tree, refs, commits, discussions, gated, lfs):
+    # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`
+    # (and so would `/api/users/{user}/likes`).
+    for module in (native_accounts, native_audit, native_evals, native_jobs, native_policy,
+                   likes, users, repos, tree, refs, commits, discussions, gated, lfs):
         app.include_router(module.router)
     app.include_router(git_router)
     app.include_router(files.router)

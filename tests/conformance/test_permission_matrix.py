@@ -63,6 +63,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/commons/jobs/{job_id}"): Rule("auth"),
     ("GET", "/api/commons/jobs/{job_id}/events"): Rule("auth"),
     ("POST", "/api/commons/jobs/{job_id}/cancel"): Rule("auth-write"),
+    ("POST", "/api/commons/evals"): Rule("auth-write"),
+    ("GET", "/api/commons/evals/models/{namespace}/{name}"): Rule("see"),
+    ("GET", "/api/commons/evals/leaderboard"): Rule("public"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}"): Rule("see"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}/ask"): Rule("see"),
     ("GET", "/api/commons/lineage/{repo_type}/{namespace}/{name}"): Rule("see"),
@@ -92,6 +95,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/{repo_type}/{namespace}/{name}/discussions/{num}/status"): Rule("write"),
     ("POST", "/api/{repo_type}/{namespace}/{name}/discussions/{num}/title"): Rule("write"),
     ("POST", "/api/{repo_type}/{namespace}/{name}/discussions/{num}/merge"): Rule("write", destructive=True),
+    ("POST", "/api/{repo_type}/{namespace}/{name}/like"): Rule("discuss"),
+    ("DELETE", "/api/{repo_type}/{namespace}/{name}/like"): Rule("discuss"),
+    ("GET", "/api/{repo_type}/{namespace}/{name}/likers"): Rule("see"),
+    ("GET", "/api/users/{user}/likes"): Rule("public"),
     ("POST", "/api/{repo_type}/{namespace}/{name}/user-access-request"): Rule("ask"),
     ("GET", "/api/{repo_type}/{namespace}/{name}/user-access-request/{status}"): Rule("admin"),
     ("POST", "/api/{repo_type}/{namespace}/{name}/user-access-request/handle"): Rule("admin"),
@@ -271,6 +278,7 @@ def _request(w: World, method: str, template: str, rid: str | None) -> tuple[str
     kw: dict[str, Any] = {}
     body: dict[str, Any] = {
         ("POST", "/api/commons/jobs"): {"kind": "finetune", "spec": {}},
+        ("POST", "/api/commons/evals"): {"model": "acme/none", "tasks": []},
         ("POST", "/api/validate-yaml"): {"content": "---\nlicense: mit\n---\n"},
         ("POST", "/api/commons/users"): {"name": f"u{os.urandom(4).hex()}", "password": "long enough password"},
         ("POST", "/api/commons/tokens"): {"name": "x", "role": "read"},

@@ -7,7 +7,7 @@ Everything here reads headers and footers only (see `commons.hub.weights`, `comm
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -20,7 +20,14 @@ from commons.hub.gitrepo import GitRepo
 from commons.hub.reading import open_file
 from commons.hub.tabular import table_format
 from commons.hub.trees import FileInfo, file_info
-from commons.hub.weights import INDEX_SUFFIX, WeightsError, WeightsSummary, inspect_index, inspect_weights
+from commons.hub.weights import (
+    INDEX_SUFFIX,
+    ShardOpener,
+    WeightsError,
+    WeightsSummary,
+    inspect_index,
+    inspect_weights,
+)
 from commons.web.pages.viewer import table_fragment
 from commons.web.reporoutes import RepoView
 from commons.web.templating import render_html
@@ -98,10 +105,10 @@ def _weights(request: Request, view: RepoView, git: GitRepo, rev: str, commit: s
                        page_url=request.url.path)
 
 
-def _shard_opener(view: RepoView, git: GitRepo, commit: str):  # type: ignore[no-untyped-def]
+def _shard_opener(view: RepoView, git: GitRepo, commit: str) -> ShardOpener:
     """open_shard for `inspect_index`: a shard of the same revision, or None when it is missing."""
 
-    def open_shard(path: str) -> Any:
+    def open_shard(path: str) -> AbstractContextManager[tuple[BinaryIO, int]] | None:
         info = file_info(git, commit, path)
         if info is None or info.type != "file":
             return None
