@@ -23,11 +23,13 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
     repo,
     repo_settings,
     settings,
+    site_admin,
     static,
     viewer,
 )
 
 router = APIRouter(include_in_schema=False)
-for part in (static.router, accounts.router, settings.router, browse.router, jobs.router, reporoutes.datasets_router,
+for part in (static.router, accounts.router, settings.router, site_admin.router, browse.router, jobs.router,
+             reporoutes.datasets_router,
              reporoutes.models_router, profiles.router):
     router.include_router(part)
