@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     jobs_stale_after_s: float = Field(
         60.0, description="A running job without a heartbeat for this long is recovered (re-queued or failed)."
     )
+    eval_regression_threshold: float = Field(
+        0.02,
+        description="How much worse than its parent a model's score may be before the report card flags a "
+        "regression: absolute for scores within [-1, 1] (0.02 = 2 points of accuracy), relative to the "
+        "parent's value for larger ones (perplexity).",
+    )
+    eval_datasets_namespace: str = Field(
+        "benchmarks",
+        description="Where `commons eval --task NAME` looks for a task's dataset repo (`<namespace>/<dataset>`) "
+        "when no repo is named.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -69,7 +69,7 @@ Publisher = Callable[[Session, HubStorage, Job, Any, Path, dict[str, Any]], str]
 """(session, storage, job, spec, output dir, metrics) -> the commit sha the outputs went to."""
 
 # Kinds whose outputs do not go to a new repo name their publisher here, as "module:function".
-PUBLISHERS: dict[str, str] = {}
+PUBLISHERS: dict[str, str] = {"eval": "commons.evals.writeback:publish_eval"}
 
 
 def publisher_for(kind: str) -> Publisher:

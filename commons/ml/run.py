@@ -45,7 +45,7 @@ def _write_result(workdir: Path, result: dict[str, Any]) -> None:
 
 
 # Each job kind's entry point, imported only when a job of that kind runs.
-RUNNERS = {"finetune": "commons.ml.finetune:run_finetune"}
+RUNNERS = {"finetune": "commons.ml.finetune:run_finetune", "eval": "commons.ml.eval_job:run_eval"}
 
 
 def _runner(kind: str) -> Any:

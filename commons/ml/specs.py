@@ -202,6 +202,157 @@ class FinetuneSpec:
         return spec
 
 
+_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_EVAL_TASKS = 32
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One task of an evaluation and the dataset repo its data come from."""
+
+    name: str
+    """A task the dataset repo's `commons-task.yaml` defines, else a built-in task (hellaswag, piqa, ...)."""
+    dataset: RepoInput
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to evaluate (the harness's `RunSettings.scoring_key()` says which fields can change a score)."""
+
+    limit: int | None = None
+    """At most this many rows per task (None: all of them)."""
+    sample: Literal["first", "spread"] = "first"
+    """Which rows when limited: the first ones (lm-eval's --limit) or evenly spread over the data."""
+    num_fewshot: int = 0
+    """Examples put before each question. The harness scores zero-shot only, so this must be 0 for now."""
+    batch_size: int = 16
+    """Prompts per generation batch (safety tasks)."""
+    batch_tokens: int = 2048
+    """Tokens per forward pass when scoring log-likelihoods."""
+    max_new_tokens: int | None = None
+    """Override the generation tasks' reply length."""
+    seed: int = 0
+    """Seeds the bootstrap of confidence intervals (and anything else random)."""
+    bootstrap_iters: int = 1000
+    """Resamples for the intervals of metrics that are not plain means."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = None
+
+    def validate(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.limit is None or self.limit >= 1, "limit must be at least 1"),
+            (self.sample in ("first", "spread"), "sample must be first or spread"),
+            (self.num_fewshot == 0, "num_fewshot: the harness scores zero-shot only; use 0"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.batch_tokens >= 16, "batch_tokens must be at least 16"),
+            (self.max_new_tokens is None or 1 <= self.max_new_tokens <= 4096, "max_new_tokens must be 1..4096"),
+            (self.seed >= 0, "seed must be >= 0"),
+            (0 <= self.bootstrap_iters <= 100_000, "bootstrap_iters must be 0..100000"),
+            (self.dtype in ("float32", "bfloat16", "float16"), "dtype must be float32, bfloat16 or float16"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (self.num_threads is None or self.num_threads >= 1, "num_threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SpecError(f"settings: {message}")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Evaluate `model` on `tasks`; the results go back to the model repo (a commit, or a pull request)."""
+
+    kind: ClassVar[str] = "eval"
+    INPUTS: ClassVar[dict[str, str]] = {"model": "model"}
+    """Pinned by `submit`; the task datasets are pinned by `commons.evals.submit` (their number varies)."""
+    model: RepoInput
+    tasks: tuple[EvalTask, ...]
+    settings: EvalSettings = field(default_factory=EvalSettings)
+    spec_version: int = SPEC_VERSION
+
+    @property
+    def output_repo(self) -> str:
+        """The evaluated model itself: the `eval` publisher writes the results back to it."""
+        return self.model.repo_id
+
+    @property
+    def private(self) -> bool:
+        return False
+
+    def data_inputs(self) -> dict[tuple[str, str], str]:
+        """Each distinct dataset (repo id, revision) by its input directory name: `data-0`, `data-1`, ..."""
+        names: dict[tuple[str, str], str] = {}
+        for task in self.tasks:
+            key = (task.dataset.repo_id, task.dataset.revision)
+            names.setdefault(key, f"data-{len(names)}")
+        return names
+
+    def data_dir_name(self, task: EvalTask) -> str:
+        return self.data_inputs()[(task.dataset.repo_id, task.dataset.revision)]
+
+    def inputs(self) -> dict[str, RepoInput]:
+        by_key = {(t.dataset.repo_id, t.dataset.revision): t.dataset for t in self.tasks}
+        return {"model": self.model, **{name: by_key[key] for key, name in self.data_inputs().items()}}
+
+    def summary(self) -> str:
+        return f"Evaluate {self.model.repo_id} on {', '.join(t.name for t in self.tasks)}"
+
+    def validate(self, pinned: bool = True) -> None:
+        if self.spec_version != SPEC_VERSION:
+            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        self.model.validate(pinned)
+        if self.model.repo_type != "model":
+            raise SpecError("model must be a model repo")
+        if not self.tasks:
+            raise SpecError("tasks: name at least one task")
+        if len(self.tasks) > MAX_EVAL_TASKS:
+            raise SpecError(f"tasks: at most {MAX_EVAL_TASKS} per job")
+        seen: set[str] = set()
+        for task in self.tasks:
+            if not _TASK_NAME.match(task.name):
+                raise SpecError(f"tasks: invalid task name {task.name!r}")
+            if task.name in seen:
+                raise SpecError(f"tasks: {task.name} is named twice")
+            seen.add(task.name)
+            task.dataset.validate(pinned)
+            if task.dataset.repo_type != "dataset":
+                raise SpecError(f"tasks: {task.name} must read a dataset repo")
+        self.settings.validate()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "tasks": [asdict(t) for t in self.tasks]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], pinned: bool = True) -> EvalSpec:
+        """Build and validate a spec from JSON; errors name the offending field."""
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise SpecError(f"not an {cls.kind} spec: kind {kind!r}")
+        raw_tasks = data.pop("tasks", None)
+        if not isinstance(raw_tasks, list):
+            raise SpecError("tasks must be a list of {name, dataset}")
+        try:
+            model = _build(RepoInput, {"repo_type": "model", **_mapping(data.pop("model", None), "model")})
+            tasks = []
+            for raw in raw_tasks:
+                raw = dict(_mapping(raw, "tasks[]"))
+                dataset = _build(RepoInput, {"repo_type": "dataset", **_mapping(raw.pop("dataset", None),
+                                                                                 "tasks[].dataset")})
+                tasks.append(_build(EvalTask, {**raw, "dataset": dataset}))
+            settings = _build(EvalSettings, dict(_mapping(data.pop("settings", {}) or {}, "settings")))
+            spec: EvalSpec = _build(cls, {**data, "model": model, "tasks": tuple(tasks), "settings": settings})
+        except TypeError as exc:
+            raise SpecError(str(exc)) from None
+        spec.validate(pinned)
+        return spec
+
+
+QUANT_VARIANTS = ("F16", "Q8_0", "Q4_0", "int8", "int4")
+"""GGUF files (F16, Q8_0, Q4_0) for llama.cpp/Ollama, and torchao weight-only checkpoints (int8, int4)
+that `from_pretrained` loads from a subfolder."""
+
+
 class JobSpec(Protocol):
     """What the job system needs of every kind's spec (FinetuneSpec is the model to follow)."""
 
@@ -228,7 +379,7 @@ class JobSpec(Protocol):
 
 
 # Every job kind's spec type. `from_json` builds and validates one (raises SpecError).
-KINDS: dict[str, Any] = {FinetuneSpec.kind: FinetuneSpec}
+KINDS: dict[str, Any] = {FinetuneSpec.kind: FinetuneSpec, EvalSpec.kind: EvalSpec}
 
 
 def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:
