@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import audit, db, demo, evals, importers, jobs, license, orgs, serve, tokens, users
+from commons.cli import audit, db, demo, evals, importers, jobs, license, orgs, serve, serve_model, tokens, users
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   pretty_exceptions_enable=False,
                   add_completion=False)
 app.command("serve")(serve.serve)
+app.command("serve-model")(serve_model.serve_model)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
