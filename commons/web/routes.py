@@ -18,6 +18,7 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
     gate,
     history,
     jobs,
+    license,
     likes,
     profiles,
     repo,
