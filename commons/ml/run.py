@@ -45,7 +45,8 @@ def _write_result(workdir: Path, result: dict[str, Any]) -> None:
 
 
 # Each job kind's entry point, imported only when a job of that kind runs.
-RUNNERS = {"finetune": "commons.ml.finetune:run_finetune", "eval": "commons.ml.eval_job:run_eval"}
+RUNNERS = {"finetune": "commons.ml.finetune:run_finetune", "eval": "commons.ml.eval_job:run_eval",
+           "quantize": "commons.ml.quantize:run_quantize"}
 
 
 def _runner(kind: str) -> Any:

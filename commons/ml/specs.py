@@ -353,6 +353,98 @@ QUANT_VARIANTS = ("F16", "Q8_0", "Q4_0", "int8", "int4")
 that `from_pretrained` loads from a subfolder."""
 
 
+@dataclass(frozen=True)
+class QuantizeRecipe:
+    """Which variants to write and how to measure them."""
+
+    variants: tuple[str, ...] = QUANT_VARIANTS
+    """Any of F16, Q8_0, Q4_0 (GGUF) and int8, int4 (torchao, transformers-loadable)."""
+    group_size: int | None = None
+    """Weights per scale for int8/int4 (None: int8 takes the largest of 128, 64, 32 that divides every linear
+    input, int4 takes 32, the block size of Q4_0)."""
+    eval_tokens: int = 4096
+    """Held-out tokens scored for perplexity and next-token agreement (Python's reference docs, in the stdlib)."""
+    eval_window: int = 512
+    """Tokens per scoring window (non-overlapping; capped by the model's context)."""
+    decode_tokens: int = 32
+    """New tokens generated (greedy, batch 1) to measure decode tokens/s."""
+    num_threads: int | None = None
+    """CPU threads for torch (None: torch's default)."""
+
+    def validate(self) -> None:
+        unknown = [v for v in self.variants if v not in QUANT_VARIANTS]
+        checks: list[tuple[bool, str]] = [
+            (len(self.variants) > 0, "variants must name at least one variant"),
+            (not unknown, f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(QUANT_VARIANTS)}"),
+            (len(set(self.variants)) == len(self.variants), "variants must not repeat"),
+            (self.group_size is None or self.group_size in (32, 64, 128, 256), "group_size must be 32, 64, 128 or 256"),
+            (self.eval_tokens >= 16, "eval_tokens must be at least 16"),
+            (self.eval_window >= 8, "eval_window must be at least 8"),
+            (self.decode_tokens >= 1, "decode_tokens must be at least 1"),
+            (self.num_threads is None or self.num_threads >= 1, "num_threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SpecError(f"recipe: {message}")
+
+
+@dataclass(frozen=True)
+class QuantizeSpec:
+    """Quantized variants of `base` (GGUF and torchao), published with a quality report as `output_repo`."""
+
+    kind: ClassVar[str] = "quantize"
+    INPUTS: ClassVar[dict[str, str]] = {"base": "model"}
+    base: RepoInput
+    output_repo: str | None
+    recipe: QuantizeRecipe = field(default_factory=QuantizeRecipe)
+    private: bool = False
+    spec_version: int = SPEC_VERSION
+
+    def inputs(self) -> dict[str, RepoInput]:
+        return {"base": self.base}
+
+    def summary(self) -> str:
+        return f"Quantize {self.base.repo_id} to {', '.join(self.recipe.variants)}"
+
+    def validate(self, pinned: bool = True) -> None:
+        if self.spec_version != SPEC_VERSION:
+            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        self.base.validate(pinned)
+        if self.base.repo_type != "model":
+            raise SpecError("base must be a model repo")
+        if self.output_repo is not None and not _REPO_ID.match(self.output_repo):
+            raise SpecError(f"invalid output repo id {self.output_repo!r}")
+        self.recipe.validate()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recipe"]["variants"] = list(self.recipe.variants)
+        return {"kind": self.kind, **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QuantizeSpec:
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise SpecError(f"not a {cls.kind} spec: kind {kind!r}")
+        try:
+            base = _build(RepoInput, {"repo_type": "model", **_mapping(data.pop("base", None), "base")})
+            recipe_data = dict(_mapping(data.pop("recipe", {}) or {}, "recipe"))
+            if "variants" in recipe_data:
+                variants = recipe_data["variants"]
+                if isinstance(variants, str):
+                    variants = [v.strip() for v in variants.split(",") if v.strip()]
+                if not isinstance(variants, list | tuple):
+                    raise SpecError("QuantizeRecipe.variants: expected a list or a comma-separated string")
+                recipe_data["variants"] = tuple(str(v) for v in variants)
+            recipe = _build(QuantizeRecipe, recipe_data)
+            spec: QuantizeSpec = _build(cls, {**data, "base": base, "recipe": recipe})
+        except TypeError as exc:
+            raise SpecError(str(exc)) from None
+        spec.validate()
+        return spec
+
+
 class JobSpec(Protocol):
     """What the job system needs of every kind's spec (FinetuneSpec is the model to follow)."""
 
@@ -379,7 +471,8 @@ class JobSpec(Protocol):
 
 
 # Every job kind's spec type. `from_json` builds and validates one (raises SpecError).
-KINDS: dict[str, Any] = {FinetuneSpec.kind: FinetuneSpec, EvalSpec.kind: EvalSpec}
+KINDS: dict[str, Any] = {FinetuneSpec.kind: FinetuneSpec, EvalSpec.kind: EvalSpec,
+                         QuantizeSpec.kind: QuantizeSpec}
 
 
 def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:

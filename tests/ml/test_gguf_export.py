@@ -1,0 +1,196 @@
+"""GGUF export of a tiny Llama with a real byte-level BPE tokenizer: exact F16 round trip through our
+importer, bounded Q8_0/Q4_0 error, llama.cpp's metadata, and (when llama-cpp-python is installed) llama.cpp
+loading the files and agreeing with transformers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+gguf = pytest.importorskip("gguf")
+
+from commons.ml.gguf_export import GgufExportError, export_gguf  # noqa: E402
+
+CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                 "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+                 "{% endif %}")
+CORPUS = ["Open weights for everyone: the hub keeps models, datasets and their history.",
+          "def add(a, b):\n    return a + b  # 12345 67890",
+          "The capital of France is Paris. The capital of Italy is Rome.",
+          "Quantization trades a little quality for a lot of memory; measure it!"] * 20
+TEXTS = ["The capital of France is Paris.", "def f(x):\n  return x * 42", "  spaces\tand ünïcödé 日本 ",
+         "<|im_start|>user\nhi<|im_end|>\n"]
+
+
+def tiny_bpe_llama(folder: Path, seed: int = 0, hidden: int = 64) -> Path:
+    """A 2-layer Llama (GQA, tied embeddings like SmolLM2) with a trained byte-level BPE and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=384, special_tokens=specials,
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token="<|endoftext|>", pad_token="<|im_end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=True, rope_theta=10000.0,
+                         initializer_range=0.2)  # peaked next-token distributions, unlike the default 0.02
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # norms away from 1.0, so a lost or swapped norm shows
+        for param in model.parameters():
+            if param.ndim == 1:
+                param.uniform_(0.5, 1.5)
+    model.save_pretrained(folder, safe_serialization=True)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n"
+                                      "pipeline_tag: text-generation\n---\n# Tiny BPE Llama\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bpe_llama(tmp_path_factory.mktemp("tiny-bpe") / "model")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("gguf")
+    return {ft: export_gguf(tiny, folder / f"tiny-{ft}.gguf", ft, name="tiny").path for ft in ("F16", "Q8_0", "Q4_0")}
+
+
+def _source_state(tiny: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(tiny / "model.safetensors"))
+
+
+def test_f16_round_trip_through_the_importer_is_exact(tiny: Path, exported: dict[str, Path], tmp_path: Path) -> None:
+    """`commons import gguf`'s converter reads our F16 file back to the same weights, config and tokenizer."""
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    from commons.ml.gguf_convert import convert_gguf
+
+    convert_gguf(exported["F16"], tmp_path / "back")
+    source, back = _source_state(tiny), load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert set(back) == set(source)
+    for name, value in source.items():
+        expected = value.astype(np.float16).astype(np.float32) if value.ndim == 2 else value  # norms stay F32
+        np.testing.assert_array_equal(back[name], expected, err_msg=name)
+    want, got = (json.loads((d / "config.json").read_text()) for d in (tiny, tmp_path / "back"))
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
+                "bos_token_id", "eos_token_id"):
+        assert got[key] == want[key], key
+    t1, t2 = AutoTokenizer.from_pretrained(tiny), AutoTokenizer.from_pretrained(tmp_path / "back")
+    assert t1.get_vocab() == t2.get_vocab()
+    for text in TEXTS:
+        assert t1(text).input_ids == t2(text).input_ids, text
+    assert t2.chat_template == CHAT_TEMPLATE
+    assert (t2.bos_token, t2.eos_token, t2.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
+
+
+def test_metadata_is_what_llama_cpp_reads(exported: dict[str, Path], tiny: Path) -> None:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(exported["Q4_0"])
+    meta = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+    assert meta["general.architecture"] == "llama" and meta["general.file_type"] == 2  # MOSTLY_Q4_0
+    assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "gpt-2"
+    tokenizer = json.loads((tiny / "tokenizer.json").read_text())
+    assert len(meta["tokenizer.ggml.tokens"]) == json.loads((tiny / "config.json").read_text())["vocab_size"]
+    assert len(meta["tokenizer.ggml.merges"]) == len(tokenizer["model"]["merges"])
+    assert meta["tokenizer.ggml.token_type"][:3] == [3, 3, 3]  # the special tokens are CONTROL
+    assert (meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]) == (1, 2)
+    assert meta["tokenizer.chat_template"] == CHAT_TEMPLATE
+    assert meta["llama.attention.head_count_kv"] == 2 and meta["llama.rope.dimension_count"] == 16
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert "output.weight" not in types  # tied: llama.cpp reuses token_embd
+    assert types["token_embd.weight"] == "Q8_0" and types["blk.0.ffn_down.weight"] == "Q4_0"
+    assert types["blk.1.attn_norm.weight"] == "F32"
+
+
+@pytest.mark.parametrize(("file_type", "levels", "max_rel_rms"), [("Q8_0", 127, 0.01), ("Q4_0", 8, 0.15)])
+def test_quantized_weights_are_within_block_bounds(tiny: Path, exported: dict[str, Path], file_type: str,
+                                                  levels: int, max_rel_rms: float, tmp_path: Path) -> None:
+    """Dequantized with gguf.quants, every weight is within one quantization step of its block's scale
+    (Q8_0: amax/127, Q4_0: amax/8, plus the f16 rounding of the scale), and the relative RMS error is
+    under 1 % (Q8_0) / 15 % (Q4_0)."""
+    from safetensors.numpy import load_file
+
+    from commons.ml.gguf_convert import convert_gguf
+
+    convert_gguf(exported[file_type], tmp_path / "back")
+    source, back = _source_state(tiny), load_file(str(tmp_path / "back" / "model.safetensors"))
+    for name, value in source.items():
+        if value.ndim == 1:
+            np.testing.assert_array_equal(back[name], value)
+            continue
+        level = 127 if name == "model.embed_tokens.weight" else levels  # the embedding stays Q8_0 in Q4_0
+        blocks, got = value.reshape(-1, 32), back[name].reshape(-1, 32)
+        step = np.abs(blocks).max(axis=1, keepdims=True) / level
+        assert np.all(np.abs(got - blocks) <= step * 1.002 + 1e-7), name
+        rel = np.sqrt(np.mean((got - blocks) ** 2) / np.mean(blocks ** 2))
+        assert rel < (0.01 if level == 127 else max_rel_rms), (name, rel)
+    sizes = {ft: path.stat().st_size for ft, path in exported.items()}
+    assert sizes["Q4_0"] < sizes["Q8_0"] < sizes["F16"]
+
+
+def test_logits_of_the_read_back_files_match_the_source(tiny: Path, exported: dict[str, Path]) -> None:
+    """Next-token logits of the dequantized files against float32, as max |difference| / std(logits):
+    F16 under 1 %, Q8_0 under 20 %, Q4_0 under 200 % (random weights suffer from 4 bits far more than trained ones)."""
+    from transformers import AutoModelForCausalLM
+
+    from commons.ml.quantize import gguf_as_torch
+
+    source = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    ids = torch.tensor([[1, 40, 41, 42, 43, 44, 45, 46]])
+    with torch.no_grad():
+        want = source(ids).logits
+        for file_type, tolerance in (("F16", 0.01), ("Q8_0", 0.2), ("Q4_0", 2.0)):
+            got = gguf_as_torch(exported[file_type], source)(ids).logits
+            assert float((got - want).abs().max() / want.std()) < tolerance, file_type
+
+
+def test_llama_cpp_loads_the_files_and_agrees(tiny: Path, exported: dict[str, Path]) -> None:
+    """llama.cpp itself: loads Q8_0 and Q4_0 and F16, tokenizes like transformers, and its last-position
+    logits match transformers float32 (max |difference| / std(logits): F16 under 2 %, Q8_0 under 25 %, Q4_0 under
+    200 %; llama.cpp also rounds activations to 8 bits for Q8_0/Q4_0 products)."""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (it builds llama.cpp "
+                                    "from source, ~11 min on 2 cores); the dequantized read-back is tested above")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    source = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    text = "The capital of France is"
+    ids = tokenizer(text).input_ids
+    with torch.no_grad():
+        want = source(torch.tensor([ids])).logits[0, -1].numpy()
+    for file_type, tolerance in (("F16", 0.02), ("Q8_0", 0.25), ("Q4_0", 2.0)):
+        llm = llama_cpp.Llama(model_path=str(exported[file_type]), n_ctx=64, logits_all=True, verbose=False)
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids, file_type
+        llm.eval(ids)
+        got = np.array(llm.scores[len(ids) - 1])
+        assert float(np.abs(got - want).max() / want.std()) < tolerance, file_type
+        llm.close()
+
+
+def test_unsupported_models_are_refused_clearly(tmp_path: Path) -> None:
+    from tests.jobs.tiny import tiny_llama
+
+    word_level = tiny_llama(tmp_path / "wordlevel")  # WordLevel tokenizer: no llama.cpp equivalent
+    with pytest.raises(GgufExportError, match="byte-level BPE"):
+        export_gguf(word_level, tmp_path / "x.gguf", "Q8_0")
+    with pytest.raises(GgufExportError, match="unknown GGUF type"):
+        export_gguf(word_level, tmp_path / "x.gguf", "Q5_K")
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*partial"))
