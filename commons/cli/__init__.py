@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from commons.cli import audit, db, demo, evals, importers, jobs, license, orgs, serve, serve_model, tokens, users
+from commons.cli import (
+    audit,
+    db,
+    demo,
+    eval_jobs,
+    evals,
+    importers,
+    jobs,
+    license,
+    orgs,
+    serve,
+    serve_model,
+    tokens,
+    users,
+)
 
 app = typer.Typer(help="Commons: a self-hosted hub and workbench for open LLMs.", no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -22,6 +36,7 @@ app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
 app.command("demo")(demo.demo)
 app.add_typer(evals.app, name="evals")
+app.command("eval")(eval_jobs.eval_)
 
 
 def main() -> None:

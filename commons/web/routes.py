@@ -14,6 +14,7 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
     accounts,
     browse,
     discussions,
+    evals,
     files,
     gate,
     history,
@@ -31,6 +32,7 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
 
 router = APIRouter(include_in_schema=False)
 for part in (static.router, accounts.router, settings.router, site_admin.router, browse.router, jobs.router,
+             evals.router,
              reporoutes.datasets_router,
              reporoutes.models_router, profiles.router):
     router.include_router(part)

@@ -7,6 +7,7 @@ who may see them)."""
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,9 +122,13 @@ def world() -> Iterator[World]:
             "child": _submit(hub, "alice", "alice/tiny-sharp", ["tiny_quiz", "tiny_prose"]),
             "bob": _submit(hub, "bob", "alice/tiny", ["tiny_quiz"], limit=4),
         }
-        worker = Worker(services, fast_options())
-        for _ in jobs:
-            assert worker.run_once() is not None
+        # One worker per job, side by side: the owner's commit and bob's pull request race on alice/tiny.
+        workers = [Worker(services, fast_options()) for _ in jobs]
+        threads = [threading.Thread(target=w.run_once) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
         yield World(hub, services, jobs, commits)
     finally:
         services.close()
