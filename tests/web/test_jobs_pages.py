@@ -183,9 +183,10 @@ def test_live_fragment_sends_the_status_and_only_new_log_lines(run: Run, alice: 
     assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
     assert first.text.lstrip().startswith('<section id="job-live"') and "hx-trigger" not in first.text
     assert 'hx-swap-oob="beforeend:#job-log"' in first.text and "state succeeded" in first.text
+    assert re.search(r'<section id="job-details"[^>]*hx-swap-oob="true"', first.text)  # the facts beside it
     last = max(int(n) for n in re.findall(r'id="log-(\d+)"', first.text))
     nothing_new = alice.get(f"/jobs/{job_id}/live?after={last}").text
-    assert "hx-swap-oob" not in nothing_new and 'id="job-live"' in nothing_new
+    assert "beforeend:#job-log" not in nothing_new and 'id="job-live"' in nothing_new
     # Stderr lines and every step only on request.
     assert "log-progress" not in first.text
     assert "log-progress" in alice.get(f"/jobs/{job_id}/live?after=0&log=all").text
