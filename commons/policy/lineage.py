@@ -419,6 +419,8 @@ def _check_against_evidence(parent: RepoRef, relation: Relation, ev: FileEvidenc
             return EdgeStatus.CONTRADICTED, f"adapter_config.json names {ev.adapter_base} as the base model"
     if pid in {b.casefold() for b in ev.gguf_sources}:
         return EdgeStatus.VERIFIED, "GGUF metadata names this repo as the source"
+    if ev.gguf_sources and relation is Relation.QUANTIZED:
+        return EdgeStatus.CONTRADICTED, f"GGUF metadata names {', '.join(ev.gguf_sources)} as the source"
     if pid in {b.casefold() for b in ev.gguf_base_models}:
         return EdgeStatus.VERIFIED, "GGUF metadata names this base model"
     return EdgeStatus.UNVERIFIED, ""

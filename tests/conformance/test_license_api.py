@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd
@@ -102,3 +104,61 @@ def test_private_ancestors_do_not_leak(hub: HubServer, repo_name: str) -> None:
     bob.upload_file(path_or_fileobj=_card("mit", base_model=secret), path_in_repo="README.md", repo_id=child)
     r = httpx.get(f"{hub.url}/api/commons/license/models/{child}", headers={"authorization": f"Bearer {hub.bob_token}"})
     assert "cc-by-nc" not in r.text.lower()
+
+
+def _safetensors(tensors: dict[str, list[list[float]]]) -> bytes:
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({k: np.array(v, dtype=np.float32) for k, v in tensors.items()})
+
+
+def _edge(hub: HubServer, repo_id: str, parent: str) -> dict[str, object]:
+    graph = _get(hub, f"/api/commons/lineage/models/{repo_id}").json()
+    found = [e for e in graph["edges"] if e["child"]["repo_id"] == repo_id and e["parent"]["repo_id"] == parent]
+    assert len(found) == 1, graph["edges"]
+    edge: dict[str, object] = found[0]
+    return edge
+
+
+def test_file_evidence_verifies_and_contradicts(hub: HubServer, repo_name: str, tmp_path: Path) -> None:
+    """Tensors compared with the claimed parent's (shapes, then bytes) and GGUF general.source metadata."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    api = hub.api()
+    parent, tuned, other, quant = (f"alice/{repo_name}-{k}" for k in ("parent", "tuned", "other", "gguf"))
+    weights = {"model.embed.weight": [[1.0, 2.0], [3.0, 4.0]], "model.head.weight": [[0.5, 0.25], [1.5, 2.5]]}
+    for repo, files in (
+        (parent, {"README.md": _card("apache-2.0"), "model.safetensors": _safetensors(weights)}),
+        # the embeddings kept, the head trained: same shapes, one tensor byte-identical
+        (tuned, {"README.md": _card("apache-2.0", base_model=parent, base_model_relation="finetune"),
+                 "model.safetensors": _safetensors({**weights, "model.head.weight": [[9.0, 9.0], [9.0, 9.0]]})}),
+        # claims the parent, but every tensor has another shape
+        (other, {"README.md": _card("mit", base_model=parent, base_model_relation="finetune"),
+                 "model.safetensors": _safetensors({k: [[0.0] * 3] * 3 for k in weights})}),
+    ):
+        api.create_repo(repo)
+        api.create_commit(repo, [CommitOperationAdd(path, data) for path, data in files.items()], commit_message="up")
+    path = str(tmp_path / "q.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_source_repo_url(f"https://huggingface.co/{parent}")
+    writer.add_file_type(2)
+    writer.add_tensor("token_embd.weight", np.ones((2, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    api.create_repo(quant)
+    api.create_commit(quant, [CommitOperationAdd("README.md", _card("apache-2.0", base_model=parent)),
+                              CommitOperationAdd("model-Q4_0.gguf", path)], commit_message="up")
+
+    edge = _edge(hub, tuned, parent)
+    assert edge["status"] == "verified" and "1 of 2 tensors identical" in " ".join(edge["notes"])  # type: ignore[arg-type]
+    edge = _edge(hub, other, parent)
+    assert edge["status"] == "contradicted" and "tensor shapes differ" in " ".join(edge["notes"])  # type: ignore[arg-type]
+    decision = _get(hub, f"/api/commons/license/models/{other}").json()["decision"]
+    assert "lineage_contradicted" in {c["code"] for c in decision["conflicts"]}
+    edge = _edge(hub, quant, parent)
+    assert edge["relation"] == "quantized" and edge["status"] == "verified"
+    assert "GGUF metadata names this repo as the source" in " ".join(edge["notes"])  # type: ignore[arg-type]

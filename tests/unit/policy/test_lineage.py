@@ -185,6 +185,24 @@ def test_evidence_from_files() -> None:
     assert evidence_from_files(config={"quantization_config": {"quant_method": "awq"}}).quantization == "awq"
 
 
+def test_gguf_source_is_the_direct_parent() -> None:
+    """general.source.* names what was converted; general.base_model.* are that repo's own parents."""
+    ev = evidence_from_files(gguf_metadata={
+        "general.source.repo_url": "https://huggingface.co/acme/Llama-3.1-tuned",
+        "general.base_model.count": 1,
+        "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.1-8B",
+    })
+    assert ev.gguf_sources == ("acme/Llama-3.1-tuned",) and ev.quantization == "gguf"
+    edges = _edges(M("acme/child-gguf", evidence=ev))
+    assert edges == {model("acme/Llama-3.1-tuned"): (Relation.QUANTIZED, EdgeStatus.VERIFIED, (EdgeSource.EVIDENCE,))}
+    declared = _edges(M("acme/child-gguf", base="acme/Llama-3.1-tuned", evidence=ev))
+    assert declared[model("acme/Llama-3.1-tuned")][:2] == (Relation.QUANTIZED, EdgeStatus.VERIFIED)
+    wrong = _edges(M("acme/child-gguf", base="acme/other", rel="adapter", evidence=ev))
+    assert wrong[model("acme/other")][1] is EdgeStatus.UNVERIFIED  # only a quantized copy must be what the file was made from
+    wrong = _edges(M("acme/child-gguf", base="acme/other", rel="quantized", evidence=ev))
+    assert wrong[model("acme/other")][1] is EdgeStatus.CONTRADICTED  # the file says what it was converted from
+
+
 def test_referenced_repos_tell_the_caller_what_to_load_next() -> None:
     facts = M(
         "acme/child", base="org/a", data=("org/d",), outputs=("org/t",), evidence=FileEvidence(adapter_base="org/b")
