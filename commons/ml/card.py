@@ -41,7 +41,11 @@ def plot_losses(losses: list[float], path: Path, eval_points: dict[str, tuple[fl
 
 
 def base_license(base_dir: Path) -> str | None:
-    """The license the base model's own card declares, if any (an adapter is a derivative of it)."""
+    """The license the base model's own card declares, if any (an adapter is a derivative of it).
+
+    Only a first guess the child can make alone: before publishing, the server replaces it with what
+    the whole lineage allows, and adds NOTICE (`commons.jobs.licensing`).
+    """
     card = base_dir / "README.md"
     if not card.is_file():
         return None

@@ -24,6 +24,7 @@ LMEVAL_TASKS: dict[str, tuple[str, str]] = {
     "truthfulqa_mc2": ("truthfulqa/truthfulqa_mc2.yaml", "validation"),
     "crows_pairs": ("crows_pairs/crows_pairs_english.yaml", "test"),
     "bbq": ("bbq/bbq_multiple_choice.yaml", "test"),
+    "wikitext2": ("wikitext/wikitext.yaml", "test"),
 }
 
 
@@ -57,6 +58,8 @@ def lmeval_docs(task: str, docs: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             keep = ("example_id", "question_index", "question_polarity", "context_condition", "category",
                     "answer_info", "additional_metadata", "context", "question", "ans0", "ans1", "ans2", "label")
             out.append({k: doc[k] for k in keep})
+        elif task == "wikitext2":
+            out.append({"page": doc["page"]})
         else:
             raise KeyError(f"no lm-eval counterpart for task {task!r}")
     return out
@@ -68,11 +71,15 @@ def run_lmeval(
     workdir: Path,
     *,
     batch_size: int = 1,
+    max_length: int | None = None,
+    bootstrap_iters: int = 0,
     lm: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate `tasks` (our task name -> lm-eval-layout rows) with lm-eval's HF backend.
 
-    Returns, per task, lm-eval's aggregated metrics and per-row log-likelihoods (in row order).
+    Returns, per task, lm-eval's aggregated metrics, their stderrs (lm-eval computes the closed-form
+    stderr of means only when bootstrap_iters > 0) and per-row log-likelihoods (in row order; one
+    number per row for perplexity tasks).
     """
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,7 +89,8 @@ def run_lmeval(
 
     tasks_dir = Path(lm_eval.__file__).parent / "tasks"
     if lm is None:
-        lm = HFLM(pretrained=str(model_dir), dtype="float32", device="cpu", batch_size=batch_size)
+        lm = HFLM(pretrained=str(model_dir), dtype="float32", device="cpu", batch_size=batch_size,
+                  max_length=max_length)
     configs = []
     for name, rows in tasks.items():
         yaml_path, split = LMEVAL_TASKS[name]
@@ -97,15 +105,17 @@ def run_lmeval(
                       test_split=split if split == "test" else None)
         configs.append(config)
     results = lm_eval.simple_evaluate(model=lm, tasks=configs, num_fewshot=0, log_samples=True,
-                                      bootstrap_iters=0, random_seed=0)
+                                      bootstrap_iters=bootstrap_iters, random_seed=0)
     assert results is not None
     out: dict[str, dict[str, Any]] = {}
     for name in tasks:
         key = f"commons_{name}"
         samples = sorted(results["samples"][key], key=lambda s: s["doc_id"])
+        values = results["results"][key]
         out[name] = {
-            "metrics": {k.split(",")[0]: v for k, v in results["results"][key].items()
-                        if k.endswith(",none") and "stderr" not in k},
-            "logprobs": [[float(r[0]) for r in s["filtered_resps"]] for s in samples],
+            "metrics": {k.split(",")[0]: v for k, v in values.items() if k.endswith(",none") and "stderr" not in k},
+            "stderr": {k.split(",")[0].removesuffix("_stderr"): v for k, v in values.items()
+                       if k.endswith(",none") and "_stderr" in k and isinstance(v, float)},
+            "logprobs": [[float(r if isinstance(r, float) else r[0]) for r in s["filtered_resps"]] for s in samples],
         }
     return out
