@@ -16,7 +16,7 @@ import pytest
 
 from tests.hubserver import HubServer
 from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARGS, CHROMIUM, DESKTOP
+from tests.web.test_browser import ARGS, CHROMIUM, DESKTOP, PHONE
 from tests.web.test_jobs_pages import STEPS, upload_tiny_inputs
 
 
@@ -93,5 +93,16 @@ def test_fine_tune_from_the_model_page(browser: Any, hub: HubServer, passwords: 
     expect(page).to_have_url(f"{hub.url}/alice/browser-lora-{inputs.suffix}")
     expect(page.locator(".meta-panel")).to_contain_text(inputs.base)  # base_model in the card's metadata
     expect(page.locator(".card-body")).to_contain_text(inputs.dataset)
+
+    # At phone width nothing scrolls sideways (the chart scales, the log wraps).
+    phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, base_url=hub.url,
+                                storage_state=context.storage_state())
+    small = phone.new_page()
+    small.goto(f"/jobs/{job_id}")
+    expect(small.locator("#job-live .job-state")).to_have_text("succeeded")
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the job page scrolls sideways at phone width ({width}px)"
+    small.screenshot(path=screenshots / "job-phone.png", full_page=True)
+    phone.close()
     context.close()
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems

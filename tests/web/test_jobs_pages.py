@@ -89,6 +89,7 @@ class Run:
     cancelled: dict[str, Any]  # the one submitted through the form and cancelled
     queued_page: str  # the cancelled job's page while it waited for the worker
     submitted: httpx.Response  # the form's answer
+    failed: dict[str, Any]  # one whose dataset was deleted before a worker took it
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +111,20 @@ def run(hub: HubServer, passwords: None) -> Iterator[Run]:
         job_id = int(submitted.headers["location"].rsplit("/", 1)[1])
         queued_page = web.get(f"/jobs/{job_id}").text
         assert web.post(f"/jobs/{job_id}/cancel").status_code == 303
+    # A third one fails: its dataset is gone by the time the worker gets to it.
+    doomed = f"alice/doomed-{inputs.suffix}"
+    api = hub.api("alice")
+    api.create_repo(doomed, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b'{"instruction": "a", "response": "b"}\n', path_in_repo="train.jsonl",
+                    repo_id=doomed, repo_type="dataset")
+    response = httpx.post(f"{hub.url}/api/commons/jobs", headers=auth(hub, "alice"), timeout=30, json={
+        "kind": "finetune", "spec": {**spec, "dataset": {"repo_id": doomed}, "output_repo": f"{doomed}-out"}})
+    assert response.status_code == 200, response.text
+    api.delete_repo(doomed, repo_type="dataset")
     cancelled = wait_until(hub, job_id, TERMINAL, 60)
     tuned = wait_until(hub, tuned_id, TERMINAL)
-    yield Run(inputs, tuned, cancelled, queued_page, submitted)
+    failed = wait_until(hub, response.json()["id"], TERMINAL, 60)
+    yield Run(inputs, tuned, cancelled, queued_page, submitted, failed)
 
 
 def test_a_job_submitted_over_http_runs_in_the_servers_own_worker(hub: HubServer, run: Run) -> None:
@@ -147,6 +159,17 @@ def test_job_page_shows_progress_loss_curve_and_output(run: Run, alice: Web) -> 
     assert "published " + output in html  # the log
     assert "hx-trigger" not in html and "Cancel job" not in html  # finished: no polling, nothing to cancel
     assert '<meta http-equiv="refresh"' not in html
+
+
+def test_a_failed_job_shows_its_error(run: Run, alice: Web) -> None:
+    job = run.failed
+    assert job["state"] == "failed" and "not found" in job["error"].lower()
+    html = alice.get(f"/jobs/{job['id']}").text
+    assert 'class="job-state state-failed"' in html and "The job failed." in html
+    assert '<pre class="job-error">' + job["error"].split("\n")[0] in html
+    assert "not published" in html and "Published" not in html
+    failed = alice.get("/jobs?state=failed").text
+    assert f'href="/jobs/{job["id"]}"' in failed and f'href="/jobs/{run.tuned["id"]}"' not in failed
 
 
 def test_job_page_is_for_its_owner_and_admins(hub: HubServer, run: Run, bob: Web, anon: Web) -> None:
