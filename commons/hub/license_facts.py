@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -151,17 +152,23 @@ class _Tensor:
 
 
 _CACHE: OrderedDict[str, Any] = OrderedDict()  # content at a commit never changes: safe to keep
+_CACHE_LOCK = threading.Lock()  # page handlers run on a thread pool
+CACHE_SIZE = 256
 
 
-def _cached(key: str | None, build: Any) -> Any:
+def _cached(key: str | None, build: Callable[[], Any]) -> Any:
+    """`build()`, remembered under `key` (a commit-pinned identity) when there is one."""
     if key is None:
         return build()
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    value = _CACHE[key] = build()
-    while len(_CACHE) > 256:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    value = build()  # outside the lock: two threads may build the same value, never a wrong one
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return value
 
 
@@ -222,6 +229,12 @@ def compare_tensors(child: _Files, parent: _Files, parent_ref: PolicyRef) -> Ten
     None when there is nothing to compare (no safetensors, or too few tensor names in common, as
     for an adapter, whose tensors are named after the layers they adapt).
     """
+    key = f"c:{child.key}>{parent.key}" if child.key is not None and parent.key is not None else None
+    found: TensorComparison | None = _cached(key, lambda: _compare(child, parent, parent_ref))
+    return found
+
+
+def _compare(child: _Files, parent: _Files, parent_ref: PolicyRef) -> TensorComparison | None:
     mine, theirs = _weights(child), _weights(parent)
     common = sorted(set(mine) & set(theirs))
     if not theirs or len(common) < max(1, len(theirs) // 2):

@@ -109,6 +109,7 @@ def test_lineage_tab_explains_the_decision(anon: Web, tree: dict[str, str]) -> N
     assert "Llama 3.1 Community License Agreement §1.b.i" in text
     assert "Mode strict" in text and "Engine 1." in text and "knowledge base" in text
     assert "Llama 3.1 is licensed under the Llama 3.1 Community License" in text  # the NOTICE
+    assert "Model Openness Framework" in text and "Model parameters (Final)" in text
     lenient = _text(anon.get(f"/{tree['child']}/license", params={"mode": "lenient"}).text)
     assert "Mode lenient" in lenient and "May I use it commercially? no" not in lenient
     assert anon.get(f"/{tree['child']}/license", params={"mode": "sideways"}).status_code == 400

@@ -26,13 +26,16 @@ from commons.policy import (
     Lineage,
     Mode,
     ObligationKind,
+    OpennessReport,
     Question,
     Reason,
+    RepoContents,
     RepoRef,
     Severity,
     Verdict,
     answer,
     ask,
+    classify_openness,
     evaluate,
     notice_text,
     suggest_license,
@@ -139,6 +142,19 @@ def _answers(decision: Decision, lineage: Lineage, root: RepoRef, users: int) ->
     return out
 
 
+def _openness(view: RepoView, git: GitRepo, commit: str, lineage: Lineage, root: RepoRef,
+              decision: Decision) -> OpennessReport | None:
+    """The Model Openness Framework class, as the API's `/openness` gives it (models only)."""
+    if view.kind is not RepoType.MODEL:
+        return None
+    facts = license_facts.facts_at(view.repos, view.repo, commit)
+    refs = git.refs()
+    contents = RepoContents(root, facts.files or (), dict(facts.card or {}),
+                            revisions=tuple(n for n, _, _ in refs["branches"] + refs["tags"]),
+                            produced_by_commons_job=facts.provenance is not None)
+    return classify_openness(contents, lineage, decision)
+
+
 @repo_route("/license")
 def license_page(request: Request, view: RepoViewDep, mode: str | None = None, users: int = DEFAULT_USERS,
                  rev: str = MAIN) -> Response:
@@ -161,6 +177,7 @@ def license_page(request: Request, view: RepoViewDep, mode: str | None = None, u
         kind_labels=EDGE_KIND_LABELS, look_labels=EDGE_LOOK_LABELS, terms=terms, obligations=obligations,
         findings=findings, answers=_answers(decision, lineage, root, users), users=users,
         notice=notice_text(decision), suggestion=suggestion, policy=policy, modes=list(Mode),
+        openness=_openness(view, git, commit, lineage, root, decision),
     )
 
 
