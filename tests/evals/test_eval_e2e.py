@@ -174,8 +174,8 @@ def test_results_reach_the_table_the_files_and_the_card(world: World, tmp_path: 
     # .eval_results: the Hub's format, and the whole record next to it.
     api = world.hub.api(None)
     entries = yaml.safe_load(Path(api.hf_hub_download("alice/tiny", ".eval_results/tiny_quiz.yaml")).read_text())
-    assert entries == [{"dataset": {"id": "alice/quiz", "task_id": "tiny_quiz", "revision": world.commits["alice/quiz"]},
-                        "value": round(quiz["value"], 6), "date": entries[0]["date"],
+    dataset = {"id": "alice/quiz", "task_id": "tiny_quiz", "revision": world.commits["alice/quiz"]}
+    assert entries == [{"dataset": dataset, "value": round(quiz["value"], 6), "date": entries[0]["date"],
                         "source": {"name": f"Commons evaluation (job {job.id})"}, "notes": "acc_norm, zero-shot"}]
     assert api.hf_hub_download("alice/tiny", ".eval_results/tiny_prose.json")
     # model-index in the card, as huggingface_hub reads it; the rest of the card is untouched.
@@ -251,3 +251,28 @@ def test_private_results_only_for_those_who_can_see(world: World) -> None:
         assert "alice/tiny-sharp" not in httpx.get(f"{world.hub.url}/leaderboard?task=tiny_prose").text
     finally:
         api.update_repo_settings("alice/tiny-sharp", private=False)
+
+
+def test_commons_eval_queues_a_job(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from commons.cli import app
+
+    env = {"COMMONS_HOME": str(world.hub.home)}
+    run = CliRunner().invoke(app, ["eval", "alice/tiny-sharp", "--task", "tiny_quiz=alice/quiz", "--limit", "2",
+                                   "--user", "bob"], env=env)
+    assert run.exit_code == 0, run.output
+    job_id = int(run.output.split()[1])
+    with world.services.session() as session:
+        from commons.db.models import Job
+
+        job = session.get(Job, job_id)
+        assert job is not None and job.kind == "eval" and job.state == "queued"
+        assert job.spec["model"]["revision"] == world.hub.api(None).model_info("alice/tiny-sharp").sha  # main now
+        assert job.spec["tasks"] == [{"name": "tiny_quiz", "dataset": {
+            "repo_id": "alice/quiz", "revision": world.commits["alice/quiz"], "repo_type": "dataset"}}]
+        assert job.spec["settings"]["limit"] == 2
+        job.state = "cancelled"  # nobody runs it
+        session.commit()
+    unknown = CliRunner().invoke(app, ["eval", "alice/tiny", "--task", "nonesuch"], env=env)
+    assert unknown.exit_code == 2 and "not a built-in task" in unknown.output
