@@ -46,6 +46,7 @@ from commons.policy import (
     Decision,
     EdgeKind,
     Lineage,
+    Mode,
     ObligationKind,
     Relation,
     RepoFacts,
@@ -113,7 +114,9 @@ def license_outputs(session: Session, storage: HubStorage, actor: Actor, repo_id
         return evaluate(_replace(lineage, facts), ref, mode=policy.mode)
 
     decision = evaluate_as(_render(meta, body, ""), None, ())
+    shipped = (out_dir / NOTICE).read_text("utf-8", "replace") if (out_dir / NOTICE).is_file() else None
     notice = notice_text(decision, generated_on=datetime.now(UTC).date().isoformat())
+    notice += _inherited_notices(lineage, decision, shipped)
     copies = _license_copies(repos, actor, lineage, decision)
     section = _section(decision, suggestion.explanation)
     card_text = _render(meta, body, section)
@@ -211,6 +214,22 @@ def _conflict_lines(decision: Decision) -> str:
     lines = ["", "### License findings", "", "Published with these findings (the namespace's policy warns):", ""]
     lines += [f"- {c.severity.value}: {c.message}" for c in conflicts]
     return "\n".join(lines) + "\n"
+
+
+def _inherited_notices(lineage: Lineage, decision: Decision, shipped: str | None) -> str:
+    """The NOTICE files of the works this one derives from, carried verbatim (Apache-2.0 §4(d) and alike),
+    plus one the job itself wrote; a text already carried (a parent's NOTICE repeats its own parent's) once."""
+    channels = {Channel.ADAPTATION} | ({Channel.TRAINING_DATA} if decision.mode is Mode.STRICT else set())
+    texts: list[tuple[str, str]] = [("the job's outputs", shipped)] if shipped and shipped.strip() else []
+    for anc in decision.ancestors:
+        node = lineage.node(anc.ref)
+        if anc.channel in channels and node is not None and node.notice_text and node.notice_text.strip():
+            texts.append((str(anc.ref), node.notice_text))
+    kept: list[tuple[str, str]] = []
+    for who, text in texts:
+        if not any(text.strip() in other for _, other in kept):
+            kept.append((who, text))
+    return "".join(f"\n== NOTICE of {who} (carried as it is) ==\n{text.rstrip()}\n" for who, text in kept)
 
 
 def _license_copies(repos: Repos, actor: Actor, lineage: Lineage, decision: Decision) -> dict[str, str]:

@@ -35,6 +35,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 LLAMA_LICENSE = "LLAMA 3.1 COMMUNITY LICENSE AGREEMENT\n(the text the base model ships)\n"
+BASE_NOTICE = "Tiny base model\nIncludes a tokenizer from the Example Project.\n"
 
 
 @dataclass
@@ -70,6 +71,7 @@ def family(hub: HubServer) -> Iterator[Family]:
     folder = tiny_llama(root / "m")
     (folder / "README.md").write_text("---\nlicense: llama3.1\nlibrary_name: transformers\n---\n# Tiny\n")
     (folder / "LICENSE").write_text(LLAMA_LICENSE)
+    (folder / "NOTICE").write_text(BASE_NOTICE)
     api.create_repo(base)
     api.upload_folder(folder_path=folder, repo_id=base)
     api.create_repo(teacher)
@@ -154,6 +156,7 @@ def test_notice_carries_llama_attribution_and_naming(family: Family, hub: HubSer
     assert '"Built with Llama"' in notice and 'the model name must begin with "Llama"' in notice
     assert "non-commercial use only" in notice and f"{family.data} by alice" in notice
     assert "STRICT policy" in notice
+    assert f"== NOTICE of {family.base}@" in notice and BASE_NOTICE in notice  # the base's NOTICE, carried on
     copy = Path(hf_hub_download(family.output, "LICENSES/llama3.1.txt", token=hub.alice_token)).read_text()
     assert copy == LLAMA_LICENSE  # the base's own LICENSE file, not an invented text
     provenance = json.loads(Path(hf_hub_download(family.output, "provenance.json", token=hub.alice_token))
