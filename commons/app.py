@@ -14,6 +14,7 @@ from commons.api.limits import RequestSizeLimit
 from commons.api.native import accounts as native_accounts
 from commons.api.native import audit as native_audit
 from commons.api.native import evals as native_evals
+from commons.api.native import fit as native_fit
 from commons.api.native import jobs as native_jobs
 from commons.api.native import policy as native_policy
 from commons.api.ratelimit import FailureLimiter
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RawPathRouting)
     # Commons' own routes first: `/api/commons/...` would otherwise match `/api/{type}/{ns}/{name}`
     # (and so would `/api/users/{user}/likes`).
-    for module in (native_accounts, native_audit, native_evals, native_jobs, native_policy,
+    for module in (native_accounts, native_audit, native_evals, native_fit, native_jobs, native_policy,
                    likes, users, repos, tree, refs, commits, discussions, gated, lfs):
         app.include_router(module.router)
     app.include_router(git_router)

@@ -10,6 +10,7 @@ from commons.cli import (
     demo,
     eval_jobs,
     evals,
+    fit,
     importers,
     jobs,
     license,
@@ -37,6 +38,7 @@ app.command("worker")(jobs.worker)
 app.command("demo")(demo.demo)
 app.add_typer(evals.app, name="evals")
 app.command("eval")(eval_jobs.eval_)
+app.command("fit")(fit.fit)
 
 
 def main() -> None:

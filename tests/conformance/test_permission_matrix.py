@@ -66,6 +66,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/commons/evals"): Rule("auth-write"),
     ("GET", "/api/commons/evals/models/{namespace}/{name}"): Rule("see"),
     ("GET", "/api/commons/evals/leaderboard"): Rule("public"),
+    ("GET", "/api/commons/fit/{repo_type}/{namespace}/{name}"): Rule("see"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}"): Rule("see"),
     ("GET", "/api/commons/license/{repo_type}/{namespace}/{name}/ask"): Rule("see"),
     ("GET", "/api/commons/lineage/{repo_type}/{namespace}/{name}"): Rule("see"),
