@@ -67,6 +67,27 @@ def test_custom_csv_task_runs_end_to_end_without_code(tmp_path: Path) -> None:
     assert acc["value"] == correct / 4 and acc["n"] == 4 and acc["better"] == "higher"
     assert acc["stderr"] is not None
     assert set(result["dataset"]["files"]) == {"quiz.csv"}
+    # The typed result round-trips through JSON (what the eval job stores).
+    assert harness.TaskResult.from_json(result).to_json() == result
+    assert harness.TaskResult.from_json(result).metric("acc").n == 4
+
+    # The entry point the eval job calls: the dataset's repo and sha go into the result; progress is reported.
+    events: list[str] = []
+
+    class Reporter:
+        def log(self, message: str, level: str = "info") -> None:
+            events.append(message)
+
+        def progress(self, step: int, total: int, **metrics: float | int | None) -> None:
+            events.append(f"{step}/{total}")
+
+    [typed] = harness.run_tasks(model_dir, [task], {"tiny_quiz": harness.DatasetSource(data, "alice/quiz", "a" * 40)},
+                                harness.RunSettings(limit=2), Reporter())
+    assert (typed.dataset.repo, typed.dataset.sha, typed.n, typed.n_total) == ("alice/quiz", "a" * 40, 2, 4)
+    assert typed.settings.scoring_key()["limit"] == 2 and typed.harness_version == harness.HARNESS_VERSION
+    assert "tiny_quiz: starting" in events and any("/" in e for e in events)
+    with pytest.raises(TaskError, match="no data directory"):
+        harness.run_tasks(model_dir, [task], {}, harness.RunSettings())
 
 
 def test_bad_task_files_are_rejected_with_the_field_named() -> None:
