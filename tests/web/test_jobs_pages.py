@@ -180,6 +180,7 @@ def test_job_page_is_for_its_owner_and_admins(hub: HubServer, run: Run, bob: Web
     signed_out = anon.get(f"/jobs/{job_id}")
     assert signed_out.status_code == 303 and signed_out.headers["location"] == f"/login?next=%2Fjobs%2F{job_id}"
     assert anon.get("/jobs").status_code == 303
+    assert anon.get(f"/jobs/{job_id}/live").status_code == 286  # signed out while watching: htmx stops polling
     for root in _signed_in(hub, "root"):
         assert root.get(f"/jobs/{job_id}").status_code == 200
         everyone = root.get("/jobs?all=1").text

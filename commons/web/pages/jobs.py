@@ -28,7 +28,7 @@ from commons.jobs.service import Jobs
 from commons.jobs.states import InvalidJobTransition, JobNotFound, JobState
 from commons.ml.specs import KINDS, LoraRecipe, SpecError, parse_spec
 from commons.web.charts import finite, loss_chart
-from commons.web.deps import ServicesDep, SessionDep, SignedInDep, SignedInForm
+from commons.web.deps import ServicesDep, SessionDep, SignedInDep, SignedInForm, ViewerDep
 from commons.web.pageroute import PageRoute, Rerender
 from commons.web.panels import Panel, register_panel
 from commons.web.reporoutes import RepoView, RepoViewDep, repo_route
@@ -42,6 +42,7 @@ PER_PAGE = 50
 LOG_LINES = 1000  # the page shows the newest lines; `commons jobs logs` has them all
 MAX_EVENTS = 50_000
 POLL = "every 2s"
+STOP_POLLING = 286  # htmx: "stop polling" status
 
 
 # ---------------------------------------------------------------- what a job page shows
@@ -225,11 +226,14 @@ def job_detail(request: Request, job_id: int, actor: SignedInDep, session: Sessi
 
 
 @router.get("/jobs/{job_id:int}/live")
-def job_live(request: Request, job_id: int, actor: SignedInDep, session: SessionDep, services: ServicesDep,
+def job_live(request: Request, job_id: int, viewer: ViewerDep, session: SessionDep, services: ServicesDep,
              after: int = 0, log: str = "") -> Response:
     """The status block again, and the log lines after `after` (swapped in out of band)."""
+    if viewer.actor is None:
+        # Signed out meanwhile: a redirect would swap the sign-in page into the block; 286 stops htmx polling.
+        return Response(status_code=STOP_POLLING, headers={"Cache-Control": "no-store"})
     try:
-        page = _job_page(Jobs(session, services.storage), actor, job_id)
+        page = _job_page(Jobs(session, services.storage), viewer.actor, job_id)
     except JobNotFound as exc:
         return _not_found(request, exc)
     everything = log == "all"
