@@ -45,15 +45,16 @@ def render(report: FitReport, bandwidth_given: bool) -> str:
         lines.append(f"{runs} of {len(report.fits)} variants fit in {m.ram_bytes / (1 << 30):.1f} GiB "
                      "(needs = weights + KV cache + runtime; tok/s is an estimate for greedy decode at batch 1)")
     if report.precisions:
-        lines.append("weights at other precisions: " + " · ".join(f"{k} {_size(b)}" for k, b in report.precisions.items()))
+        sizes = " · ".join(f"{k} {_size(b)}" for k, b in report.precisions.items())
+        lines.append(f"weights at other precisions: {sizes}")
     return "\n".join(lines)
 
 
 def fit(
     repo_id: str = typer.Argument(..., help="Model repo, ns/name[@revision]."),
     ram: str = typer.Option(..., help="Memory available to the model, e.g. 8G, 512M, 16GiB (binary units)."),
-    bandwidth: str | None = typer.Option(None, help="Memory read bandwidth, e.g. 20GB/s "
-                                         f"(default {DEFAULT_BANDWIDTH / 1e9:g} GB/s, measured on the project machine)."),
+    bandwidth: str | None = typer.Option(None, help="Memory read bandwidth, e.g. 20GB/s (default "
+                                         f"{DEFAULT_BANDWIDTH / 1e9:g} GB/s, measured on the project machine)."),
     context: int | None = typer.Option(None, min=1, help="Context window to reserve (default 4096, or the model's)."),
     no_children: bool = typer.Option(False, "--no-children", help="Only the repo itself, not its quantized children."),
     as_json: bool = typer.Option(False, "--json", help="The report as JSON."),

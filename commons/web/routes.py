@@ -16,6 +16,7 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
     discussions,
     evals,
     files,
+    fit,
     gate,
     history,
     jobs,
