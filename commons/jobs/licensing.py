@@ -45,6 +45,7 @@ from commons.policy import (
     Channel,
     Decision,
     EdgeKind,
+    LicenseSuggestion,
     Lineage,
     Mode,
     ObligationKind,
@@ -54,13 +55,15 @@ from commons.policy import (
     Severity,
     build_lineage,
     evaluate,
+    load_knowledge_base,
     notice_text,
     suggest_license,
 )
 from commons.policy import RepoRef as PolicyRef
+from commons.policy.licenses import COMBINED_PREFIX
 from commons.storage.digests import file_digests
 
-README, NOTICE, PROVENANCE = "README.md", "NOTICE", "provenance.json"
+README, NOTICE, LICENSE, PROVENANCE = "README.md", "NOTICE", "LICENSE", "provenance.json"
 SECTION = "## License"
 
 
@@ -118,9 +121,13 @@ def license_outputs(session: Session, storage: HubStorage, actor: Actor, repo_id
     notice = notice_text(decision, generated_on=datetime.now(UTC).date().isoformat())
     notice += _inherited_notices(lineage, decision, shipped)
     copies = _license_copies(repos, actor, lineage, decision)
+    combined = _combined_license(ref, suggestion, copies) if not (out_dir / LICENSE).is_file() else None
+    if combined:
+        meta = _with_license(meta, {**suggestion.card_fields(), "license_link": LICENSE})
     section = _section(decision, suggestion.explanation)
     card_text = _render(meta, body, section)
-    final = evaluate_as(card_text, notice, (NOTICE, *(f"LICENSES/{i}.txt" for i in copies)))
+    extra = (NOTICE, *(f"LICENSES/{i}.txt" for i in copies), *((LICENSE,) if combined else ()))
+    final = evaluate_as(card_text, notice, extra)
     conflicts = final.conflicts_at_least(Severity.CONFLICT)
     if conflicts and policy.block_commits:
         reasons = "; ".join(c.message for c in conflicts)
@@ -130,6 +137,8 @@ def license_outputs(session: Session, storage: HubStorage, actor: Actor, repo_id
     written: dict[str, dict[str, Any]] = {}
     _write(out_dir / README, card_text, written, README)
     _write(out_dir / NOTICE, notice, written, NOTICE)
+    if combined:
+        _write(out_dir / LICENSE, combined, written, LICENSE)
     for license_id, license_text in copies.items():
         _write(out_dir / "LICENSES" / f"{license_id}.txt", license_text, written, f"LICENSES/{license_id}.txt")
     result = OutputLicense(final, suggestion.card_fields(), suggestion.explanation, notice, written, teachers)
@@ -160,11 +169,10 @@ def _split(text: str) -> tuple[dict[str, Any], str]:
 def _with_license(meta: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
     if not fields:
         return meta  # nothing can be declared (a blocker) or anything can: the card's choice stands
-    out = {k: v for k, v in meta.items() if k not in ("license", "license_name", "license_link")}
+    keys = ("license", "license_name", "license_link")
     # Keep the license fields where the Hub's own cards put them: near the top.
-    head = {"license": fields["license"], **({"license_name": fields["license_name"]} if "license_name" in fields
-                                             else {})}
-    return {**head, **out}
+    head: dict[str, Any] = {k: fields[k] for k in keys if k in fields}
+    return head | {k: v for k, v in meta.items() if k not in keys}
 
 
 def _outputs_through_data(lineage: Lineage, ref: PolicyRef) -> tuple[dict[str, str], ...]:
@@ -216,6 +224,31 @@ def _conflict_lines(decision: Decision) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _combined_license(ref: PolicyRef, suggestion: LicenseSuggestion, copies: dict[str, str]) -> str | None:
+    """The LICENSE of a `commons-combined-…` custom license: every inherited license applies, all at once."""
+    if not suggestion.license_name or not suggestion.license_name.startswith(COMBINED_PREFIX):
+        return None
+    kb = load_knowledge_base()
+    lines = [
+        f"{ref.repo_id} is distributed under the license `other` named \"{suggestion.license_name}\": the",
+        "combination of the licenses below, which it inherits from the works it derives from. Anyone who",
+        "uses or redistributes it must comply with every one of them at once.",
+        "",
+    ]
+    for license_id in sorted({r.license_id for r in suggestion.reasons if r.license_id}):
+        name = kb.get(license_id).name if license_id in kb else license_id
+        source = kb.get(license_id).source if license_id in kb else ""
+        copy = " A copy is in LICENSES/" + f"{_file_id(license_id)}.txt." if _file_id(license_id) in copies else ""
+        lines.append(f"- {name} ({license_id}). Source: {source}.{copy}")
+    lines += ["", f"Why no single license will do: {suggestion.explanation}.",
+              "Written by the Commons license engine; not legal advice."]
+    return "\n".join(lines) + "\n"
+
+
+def _file_id(license_id: str) -> str:
+    return license_id.replace(":", "-").replace("/", "-")
+
+
 def _inherited_notices(lineage: Lineage, decision: Decision, shipped: str | None) -> str:
     """The NOTICE files of the works this one derives from, carried verbatim (Apache-2.0 §4(d) and alike),
     plus one the job itself wrote; a text already carried (a parent's NOTICE repeats its own parent's) once."""
@@ -244,7 +277,7 @@ def _license_copies(repos: Repos, actor: Actor, lineage: Lineage, decision: Deci
             continue
         text = _license_text(repos, actor, anc.ref)
         if text:
-            out[anc.license_id.replace(":", "-").replace("/", "-")] = text
+            out[_file_id(anc.license_id)] = text
     return out
 
 

@@ -333,6 +333,8 @@ def identify_license_text(text: str, kb: KnowledgeBase | None = None) -> str | N
     """
     kb = kb or load_knowledge_base()
     head = _squash(text[:3000])
+    if COMBINED_PREFIX in head[:400]:
+        return None  # a combined license the engine wrote names the licenses it combines: it is none of them
     best: tuple[int, str] | None = None
     for entry in kb.entries:
         for fingerprint in entry.fingerprints:

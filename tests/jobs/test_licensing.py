@@ -130,7 +130,7 @@ def test_output_license_is_derived_not_copied(family: Family, hub: HubServer) ->
     card = ModelCard.load(family.output, token=hub.alice_token)
     # No standard license carries both Llama 3.1's terms and CC BY-NC's: a combined custom license.
     assert card.data.license == "other"
-    assert card.data.license_name == "commons-combined-cc-by-nc-4-0-llama3-1"
+    assert card.data.license_name == "commons-combined-cc-by-nc-4-0-llama3-1" and card.data.license_link == "LICENSE"
     assert card.data.trained_on_outputs_of == [{"id": family.teacher, "relation": "synthetic_data"}]
     assert "**Built with Llama**" in card.text and "non commercial: non-commercial use only" in card.text
 
@@ -164,7 +164,9 @@ def test_notice_carries_llama_attribution_and_naming(family: Family, hub: HubSer
     record = provenance["license"]
     assert record["mode"] == "strict" and record["engine_version"] and record["on_conflict"] == "warn"
     assert record["fields"] == {"license": "other", "license_name": "commons-combined-cc-by-nc-4-0-llama3-1"}
-    assert set(record["files"]) == {"README.md", "NOTICE", "LICENSES/llama3.1.txt"}
+    assert set(record["files"]) == {"README.md", "NOTICE", "LICENSE", "LICENSES/llama3.1.txt"}
+    combined = Path(hf_hub_download(family.output, "LICENSE", token=hub.alice_token)).read_text()
+    assert "comply with every one of them" in combined and "(llama3.1)" in combined and "(cc-by-nc-4.0)" in combined
     # `outputs` stays what the job's process wrote (what `jobs reproduce` compares); the card differs.
     assert provenance["outputs"]["README.md"]["sha256"] != record["files"]["README.md"]["sha256"]
 

@@ -167,6 +167,9 @@ def test_license_file_wins_over_the_card() -> None:
             "mit",
         ),
         ("All rights reserved. Do not copy.", None),
+        # the combined license a job writes names what it combines, and is none of them
+        ('o/m is distributed under the license `other` named "commons-combined-llama3-1": ...\n'
+         "- Llama 3.1 Community License Agreement (llama3.1). Source: LLAMA 3.1 COMMUNITY LICENSE AGREEMENT", None),
     ],
 )
 def test_identify_license_text(text: str, expected: str | None) -> None:

@@ -198,7 +198,8 @@ def test_gguf_source_is_the_direct_parent() -> None:
     declared = _edges(M("acme/child-gguf", base="acme/Llama-3.1-tuned", evidence=ev))
     assert declared[model("acme/Llama-3.1-tuned")][:2] == (Relation.QUANTIZED, EdgeStatus.VERIFIED)
     wrong = _edges(M("acme/child-gguf", base="acme/other", rel="adapter", evidence=ev))
-    assert wrong[model("acme/other")][1] is EdgeStatus.UNVERIFIED  # only a quantized copy must be what the file was made from
+    # only a quantized copy must be what the file was made from
+    assert wrong[model("acme/other")][1] is EdgeStatus.UNVERIFIED
     wrong = _edges(M("acme/child-gguf", base="acme/other", rel="quantized", evidence=ev))
     assert wrong[model("acme/other")][1] is EdgeStatus.CONTRADICTED  # the file says what it was converted from
 
