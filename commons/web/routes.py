@@ -22,6 +22,7 @@ from commons.web.pages import (  # noqa: F401 - the repo page modules register t
     jobs,
     license,
     likes,
+    playground,
     profiles,
     repo,
     repo_settings,

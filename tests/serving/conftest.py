@@ -107,6 +107,7 @@ class ModelServer:
     home: Path
     spec: str
     args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -117,6 +118,7 @@ class ModelServer:
     def start(self, timeout: float = 180) -> ModelServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
         env["COMMONS_HOME"] = str(self.home)
+        env.update(self.env)
         log = (self.home / f"serve-model-{self.port}.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "commons", "serve-model", self.spec, "--port",
                                       str(self.port), *self.args], env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -1,0 +1,89 @@
+"""The Playground tab: how to start a server when none runs, then a chat that streams from `serve-model`.
+
+Needs Debian's chromium and playwright (skipped without them, as tests/web/test_browser.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hubserver import HubServer
+from tests.serving.conftest import ModelServer, tiny_chat_model
+from tests.web.conftest import PASSWORD
+
+CHROMIUM = os.environ.get("COMMONS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REPO = "alice/playground-tiny"
+# Counts the changes the chat log goes through, to tell a stream from one late write.
+OBSERVE = """() => {
+  window.__updates = 0;
+  new MutationObserver(() => { window.__updates += 1; })
+    .observe(document.getElementById('chat-log'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("torch")
+    folder = tiny_chat_model(tmp_path_factory.mktemp("playground") / "tiny")
+    api = hub.api("alice")
+    api.create_repo(REPO, private=True)
+    api.upload_folder(repo_id=REPO, folder_path=folder, commit_message="tiny chat model")
+    return REPO
+
+
+def test_playground_streams_a_chat(browser: Any, hub: HubServer, passwords: None, tiny_repo: str) -> None:
+    openai = pytest.importorskip("openai")
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=hub.url)
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/")
+
+    page.goto(f"/{tiny_repo}/playground")
+    expect(page.get_by_role("heading", name=f"No model server runs for {tiny_repo}")).to_be_visible()
+    expect(page.locator("pre code")).to_contain_text(f"commons serve-model {tiny_repo}@")
+
+    env = {"COMMONS_DATABASE_URL": hub.database_url} if hub.database_url else {}
+    server = ModelServer(hub.home, tiny_repo, ("--engine", "transformers"), env).start()
+    try:
+        page.goto(f"/{tiny_repo}/playground")
+        expect(page.get_by_text("Served by transformers")).to_be_visible()
+        page.evaluate(OBSERVE)
+        page.fill("textarea[name=message]", "say hello world")
+        page.fill("input[name=max_tokens]", "12")
+        page.click("#chat-form button[type=submit]")
+        reply = page.locator(".chat-assistant .chat-text")
+        expect(page.locator("#chat-usage")).to_contain_text("completion tokens", timeout=60_000)
+        shown = reply.inner_text()
+        updates = page.evaluate("window.__updates")
+
+        api = openai.OpenAI(base_url=f"{server.url}/v1", api_key=hub.tokens["alice-read"], max_retries=0)
+        expected = api.chat.completions.create(model=tiny_repo, max_tokens=12, temperature=0,
+                                               messages=[{"role": "user", "content": "say hello world"}])
+    finally:
+        server.stop()
+        context.close()
+    assert shown and shown == expected.choices[0].message.content
+    assert updates > 3  # the user's bubble, the empty reply, then the reply growing token by token
