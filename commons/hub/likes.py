@@ -36,8 +36,8 @@ def like(session: Session, user_id: int, repo: Repo) -> bool:
     # no second count, without a savepoint (pysqlite's savepoints would commit early).
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     added = session.execute(insert(Like).values(user_id=user_id, repo_id=repo.id, created_at=utcnow())
-                            .on_conflict_do_nothing())
-    if not getattr(added, "rowcount", 0):
+                            .on_conflict_do_nothing().returning(Like.user_id)).first()
+    if added is None:
         return False
     session.execute(update(Repo).where(Repo.id == repo.id).values(likes=Repo.likes + 1))
     session.refresh(repo, ["likes"])
@@ -46,8 +46,9 @@ def like(session: Session, user_id: int, repo: Repo) -> bool:
 
 def unlike(session: Session, user_id: int, repo: Repo) -> bool:
     """Remove the like; False when there was none."""
-    gone = session.execute(delete(Like).where(Like.user_id == user_id, Like.repo_id == repo.id))
-    if not getattr(gone, "rowcount", 0):
+    gone = session.execute(delete(Like).where(Like.user_id == user_id, Like.repo_id == repo.id)
+                           .returning(Like.user_id)).first()
+    if gone is None:
         return False
     session.execute(update(Repo).where(Repo.id == repo.id, Repo.likes > 0).values(likes=Repo.likes - 1))
     session.refresh(repo, ["likes"])

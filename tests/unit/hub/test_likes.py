@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +17,19 @@ from commons.db.models import Like, Repo, User
 from commons.hub import likes
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     url = f"sqlite:///{tmp_path / 'l.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_database(f"likes_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
-    maker = make_sessionmaker(make_engine(url))
+    engine = make_engine(url)
+    maker = make_sessionmaker(engine)
     with maker.begin() as s:
         s.add_all([User(name=n) for n in ("ann", "ben", "cid")])
         s.add_all([Repo(id=f"r{i}", type="model", namespace="ann", name=f"m{i}", tags=[]) for i in range(3)])
-    return maker
+    yield maker
+    engine.dispose()
 
 
 def _count(s: Session, repo: Repo) -> tuple[int, int]:
