@@ -221,6 +221,7 @@ def test_a_waiting_job_polls_and_can_be_cancelled(hub: HubServer, run: Run, alic
     assert 'class="job-state state-queued"' in queued and "Waiting for a worker" in queued
     assert f'hx-get="/jobs/{run.cancelled["id"]}/live?after=' in queued and 'hx-trigger="every 2s"' in queued
     assert "Cancel job" in queued and '<noscript><meta http-equiv="refresh"' in queued
+    assert '<svg class="chart' not in queued  # no empty chart frame before the first loss
     assert run.cancelled["state"] == "cancelled" and run.cancelled["result"] is None
     page = alice.get(f"/jobs/{run.cancelled['id']}").text
     assert "Nothing was published" in page and "Cancel job" not in page
@@ -246,8 +247,9 @@ def test_finetune_form_keeps_values_and_shows_errors(hub: HubServer, run: Run, a
     assert 'name="rank" type="number" value="eight"' in bad_number.text  # kept as typed
     assert f'name="dataset" type="text" value="{inputs.dataset}"' in bad_number.text
     out_of_range = alice.post(f"/{inputs.base}/finetune", form_fields(inputs, "x-lora", rank="0"))
-    assert out_of_range.status_code == 400 and 'id="err-rank">Invalid finetune spec: recipe: rank must be at least 1' \
-        in out_of_range.text
+    assert out_of_range.status_code == 400 and 'id="err-rank">rank must be at least 1' in out_of_range.text
+    no_modules = alice.post(f"/{inputs.base}/finetune", form_fields(inputs, "x-lora", target_modules=" , "))
+    assert 'id="err-target_modules">target_modules must name at least one module' in no_modules.text
     missing = alice.post(f"/{inputs.base}/finetune", form_fields(inputs, "x-lora", dataset="alice/no-such-data"))
     assert missing.status_code == 404 and 'id="err-dataset">Repository not found: alice/no-such-data' in missing.text
     taken = alice.post(f"/{inputs.base}/finetune", form_fields(inputs, f"tiny-{inputs.suffix}"))

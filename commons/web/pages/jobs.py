@@ -168,6 +168,11 @@ class JobPage:
         started, ended = self.job.started_at, self.job.finished_at
         return duration((ended - started).total_seconds()) if started and ended else ""
 
+    @property
+    def has_curve(self) -> bool:
+        """Whether a loss was reported yet (before that, the chart would be an empty frame)."""
+        return any(ev.kind in ("progress", "metric") for ev in self.events)
+
     def chart(self) -> str:
         return loss_chart((ev.kind, ev.data or {}) for ev in self.events)
 
@@ -325,6 +330,12 @@ def finetune_spec(base: str, form: FinetuneForm) -> tuple[dict[str, Any], dict[s
     if form.eval_split:
         recipe["eval_split"] = form.eval_split
     recipe["target_modules"] = [m.strip() for m in form.target_modules.split(",") if m.strip()]
+    if not errors:
+        try:  # the recipe's own checks, so they show beside their fields before anything is looked up
+            LoraRecipe(**{**recipe, "target_modules": tuple(recipe["target_modules"])}).validate()
+        except SpecError as exc:
+            message = str(exc).removeprefix("recipe: ")
+            errors[_field_of(message) or "target_modules"] = message
     dataset, _, dataset_rev = form.dataset.partition("@")
     if not dataset:
         errors["dataset"] = "Choose a dataset"
