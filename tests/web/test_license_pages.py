@@ -71,6 +71,8 @@ def test_card_page_has_a_license_panel(anon: Web, tree: dict[str, str]) -> None:
     assert "strict" in text and f'href="/{tree["child"]}/license"' in panel
     data = _text(anon.get(f"/datasets/{tree['data']}").text)
     assert "License" in data and "Declared cc-by-nc-4.0" in data and "Allowed" in data
+    tab = _text(anon.get(f"/datasets/{tree['data']}/license").text)
+    assert "May I use it commercially? no" in tab and "quantized copy" not in tab and "Openness" not in tab
 
 
 def test_lineage_tab_draws_the_family_tree(anon: Web, tree: dict[str, str]) -> None:
