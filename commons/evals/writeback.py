@@ -87,6 +87,8 @@ def publish_eval(session: Session, storage: HubStorage, job: Job, spec: EvalSpec
                  metrics: dict[str, Any]) -> str:
     """Commit the results to the model repo (or open a PR), store them; returns the commit sha."""
     records: list[dict[str, Any]] = json.loads((out_dir / RESULTS_FILE).read_text())["tasks"]
+    for record in records:
+        results_table.rows_for(record)  # refuse malformed results before anything is written
     actor = owner_actor(session, job)
     repos = Repos(session, storage)
     repo = repos.get(actor, RepoRef.parse(RepoType.MODEL, spec.model.repo_id), Need.SEE)

@@ -102,10 +102,12 @@ def headline(task_name: str, metric_names: Sequence[str]) -> str:
 
 
 def task_record(result: Mapping[str, Any], spec: EvalSpec, task: EvalTask, evaluated_at: str,
-                job_id: int | None) -> dict[str, Any]:
+                job_id: int | None, metric_order: Sequence[str] = ()) -> dict[str, Any]:
     """One task's entry in results.json: the harness's result (with `scoring_key` and `settings_hash`) plus
     the model and dataset commits and the headline metric, all the results table is keyed by."""
-    names = [m["name"] for m in result["metrics"]]
+    found = [m["name"] for m in result["metrics"]]
+    # The task file's order first: its first metric is its headline.
+    names = [n for n in metric_order if n in found] + [n for n in found if n not in metric_order]
     return {
         **result,
         "model": {"repo": spec.model.repo_id, "sha": spec.model.revision},
@@ -194,12 +196,14 @@ def run_eval(spec: EvalSpec, workdir: Path, reporter: Reporter, job: dict[str, A
     job_id = (job or {}).get("id")
     records = []
     by_name = {t.name: t for t in spec.tasks}
+    defined = {t.name: t for t in tasks}
     for result in results:
         raw = result.to_json()
         key = result.settings.scoring_key()
         raw["scoring_key"] = key
         raw["settings_hash"] = settings_hash(key)
-        records.append(task_record(raw, spec, by_name[result.task], evaluated_at, job_id))
+        records.append(task_record(raw, spec, by_name[result.task], evaluated_at, job_id,
+                                   defined[result.task].metric_names))
     header = {
         "model": {"repo": spec.model.repo_id, "sha": spec.model.revision},
         "job": job_id, "harness_version": HARNESS_VERSION, "spec": spec.to_json(),

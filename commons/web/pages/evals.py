@@ -41,6 +41,19 @@ def _card_maker(view: RepoView) -> tuple[Callable[[float], ReportCard], list[Sco
     return (lambda threshold: report_card(scores, parent_scores, parent_id, threshold)), scores
 
 
+def fmt(value: float | None, digits: int = 3, sign: bool = False) -> str:
+    """A score for a table: fixed decimals near 1, 4 significant digits for huge or tiny ones (perplexity)."""
+    if value is None:
+        return "\u2013"  # an en dash
+    magnitude = abs(value)
+    plus = "+" if sign else ""
+    if magnitude >= 1e5 or 0 < magnitude < 1e-3:
+        return f"{value:{plus}.3e}"
+    if magnitude >= 100:
+        return f"{value:{plus}.1f}"
+    return f"{value:{plus}.{digits}f}"
+
+
 def group_chart(lines: Sequence[Line], group: str, width: int = 640) -> Markup | None:
     """Headline scores of a group with their 95% intervals, on one axis (scores within [-1, 1] only)."""
     rows = [Interval(pretty_task(line.score.task) + f" · {line.score.metric}", line.score.value,
@@ -48,7 +61,7 @@ def group_chart(lines: Sequence[Line], group: str, width: int = 640) -> Markup |
             for line in lines if line.score.headline and -1.0 <= line.score.value <= 1.0]
     if not rows:
         return None
-    low = -1.0 if any(r.value < 0 or (r.low or 0) < 0 for r in rows) else 0.0
+    low = -1.0 if any(r.value < 0 for r in rows) else 0.0
     return interval_chart(rows, title=f"{GROUP_LABELS.get(group, group)} scores with 95% intervals",
                           x_label="score", width=width, domain=(low, 1.0))
 
@@ -59,7 +72,7 @@ def _panel(view: RepoView, git: GitRepo, commit: str | None) -> dict[str, Any] |
     make, scores = _card_maker(view)
     if not scores:
         return None
-    return {"card": make, "url": f"{view.base}/evaluation", "labels": GROUP_LABELS, "pretty": pretty_task,
+    return {"card": make, "url": f"{view.base}/evaluation", "labels": GROUP_LABELS, "pretty": pretty_task, "fmt": fmt,
             "base": view.base}
 
 
@@ -74,7 +87,7 @@ def evaluation_page(request: Request, view: RepoViewDep, services: ServicesDep) 
         subgroups.setdefault(s.task, []).append(s)
     return render(request, "pages/evaluation.html", view=view, repo=view.repo, tab="evaluation", card=card,
                   charts=charts, labels=GROUP_LABELS, pretty=pretty_task, subgroups=subgroups,
-                  categories=CATEGORIES, count=len(scores), head=view.repo.head_sha)
+                  categories=CATEGORIES, count=len(scores), fmt=fmt)
 
 
 def results_latest_subgroups(scores: Sequence[Score]) -> list[Score]:
@@ -101,7 +114,8 @@ def leaderboard_page(request: Request, viewer: ViewerDep, session: SessionDep, s
     chart = interval_chart(rows, title=f"{pretty_task(task or '')} · {chosen}", x_label=chosen or "",
                            domain=(0.0, 1.0) if fits and all(r.value >= 0 for r in rows) else None) if rows else None
     return render(request, "pages/leaderboard.html", tasks=tasks, task=task, metric=chosen, metrics=metrics,
-                  license=license, base_model=base_model, standings=standings, chart=chart, pretty=pretty_task)
+                  license=license, base_model=base_model, standings=standings, chart=chart, pretty=pretty_task,
+                  fmt=fmt)
 
 
 register_panel(Panel("evaluation", "partials/eval_panel.html", _panel, order=20))
