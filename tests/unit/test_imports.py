@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "peft", "datasets", "safetensors", "numpy", "gguf")
+HEAVY = ("torch", "transformers", "peft", "datasets", "safetensors", "numpy", "gguf", "pyarrow")
 
 
 def test_app_imports_no_ml_libraries() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -60,12 +58,6 @@ def test_csv_quoted_newlines_tsv_and_long_cells() -> None:
     assert len(long.text) == tabular.CELL_CHARS and long.full == 1000
     tsv = b"k\tv\nx\t1\n"
     assert read_page("x.tsv", io.BytesIO(tsv), len(tsv)).rows[0][1].text == "1"
-
-
-def test_the_server_does_not_import_pyarrow_at_start() -> None:
-    code = "import sys, commons.app; commons.app.create_app; print('pyarrow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 @pytest.fixture(scope="module")
