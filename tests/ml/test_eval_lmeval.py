@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("lm_eval")
 
-from commons.ml.eval import lmeval_compat  # noqa: E402
-from commons.ml.eval.harness import DatasetSource, RunSettings, load_model, run_task  # noqa: E402
-from commons.ml.eval.tasks import builtin_task, load_docs, subsample  # noqa: E402
-from commons.ml.eval.tiny import tiny_model_dir  # noqa: E402
+from commons.ml.eval import lmeval_compat
+from commons.ml.eval.harness import DatasetSource, RunSettings, load_model, run_task
+from commons.ml.eval.tasks import builtin_task, load_docs, subsample
+from commons.ml.eval.tiny import tiny_model_dir
 
 SHARED_DATA = Path(os.environ.get("COMMONS_EVAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 # CI: 10-40 rows per task; COMMONS_EVAL_LMEVAL_FULL=1: a few hundred (minutes on two busy cores).
