@@ -10,6 +10,7 @@ import pytest
 
 from commons.hub import tabular
 from commons.hub.tabular import cell, read_page
+from commons.web.pages.viewer import card_splits, split_of
 from tests.hubserver import HubServer
 from tests.web.conftest import Web
 
@@ -60,6 +61,30 @@ def test_csv_quoted_newlines_tsv_and_long_cells() -> None:
     assert read_page("x.tsv", io.BytesIO(tsv), len(tsv)).rows[0][1].text == "1"
 
 
+CARD = b"""---
+license: mit
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*
+  - split: test
+    path: data/test.jsonl
+  - split: dev
+    path: extra/*.csv
+---
+# Data
+"""
+
+
+def test_card_configs_name_the_splits() -> None:
+    card = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": ["a/*.csv"]}]},
+                        {"config_name": "fr", "data_files": "fr/*.parquet"}]}
+    assert card_splits(card) == [("train", "a/*.csv"), ("fr/train", "fr/*.parquet")]
+    assert card_splits({"configs": "nonsense"}) == [] and card_splits(None) == []
+    assert split_of("data/validation-00000-of-00001.parquet") == "validation" and split_of("x.csv") == "train"
+
+
 @pytest.fixture(scope="module")
 def dataset(hub: HubServer) -> str:
     from huggingface_hub import CommitOperationAdd
@@ -73,7 +98,7 @@ def dataset(hub: HubServer) -> str:
         CommitOperationAdd("data/train-00000.parquet", parquet_bytes(1000, row_group=300)),
         CommitOperationAdd("data/test.jsonl", jsonl),
         CommitOperationAdd("extra/validation.csv", b"a,b\n1,<b>bold</b>\n"),
-        CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# Data\n"),
+        CommitOperationAdd("README.md", CARD),
     ], commit_message="data", repo_type="dataset")
     return repo_id
 
@@ -85,7 +110,7 @@ def test_viewer_tab_picks_split_files_and_pages(anon: Web, dataset: str) -> None
     page = anon.get(f"{base}/viewer")
     assert page.status_code == 200
     html = page.text
-    for split in ("train", "validation", "test"):
+    for split in ("train", "dev", "test"):  # as the card's configs name them
         assert f"<h3>{split} " in html
     assert "Parquet · 1,000 rows · 3 columns" in html and "row 49 " in html and "row 50 " not in html
     nxt = anon.get(f"{base}/viewer", params={"file": "data/train-00000.parquet", "offset": 950}).text

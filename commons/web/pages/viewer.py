@@ -3,9 +3,11 @@ the "Viewer" tab of dataset repos, which picks among the repo's data files by sp
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -61,16 +63,40 @@ def split_of(path: str) -> str:
     return "train"
 
 
-def data_files(git: GitRepo, commit: str) -> list[DataFile]:
-    """The repo's tabular files, train first, then validation, test, other splits; by path within."""
+def card_splits(card_data: Any) -> list[tuple[str, str]]:
+    """(split label, path pattern) from the card's `configs: [{config_name, data_files}]`, as the Hub
+    and `datasets` read it; the label is `config/split` unless the config is `default`."""
+    configs = card_data.get("configs") if isinstance(card_data, dict) else None
+    out: list[tuple[str, str]] = []
+    for config in configs if isinstance(configs, list) else []:
+        if not isinstance(config, dict):
+            continue
+        name = str(config.get("config_name") or "default")
+        files = config.get("data_files")
+        entries = files if isinstance(files, list) else [{"split": "train", "path": files}]
+        for entry in entries:
+            split, paths = ("train", entry) if not isinstance(entry, dict) else (
+                str(entry.get("split") or "train"), entry.get("path"))
+            for pattern in paths if isinstance(paths, list) else [paths]:
+                if isinstance(pattern, str) and pattern:
+                    out.append((split if name == "default" else f"{name}/{split}", pattern))
+    return out
+
+
+def data_files(git: GitRepo, commit: str, card_data: Any = None) -> list[DataFile]:
+    """The repo's tabular files, train first, then validation, test, other splits; by path within.
+
+    Splits come from the card's `configs` when it has them, else from the file names."""
+    patterns = card_splits(card_data)
     found = []
     for f in list_files(git, commit, "", recursive=True):
         if f.type == "file" and table_format(f.path) is not None:
-            found.append(DataFile(f.path, split_of(f.path), f.size))
+            split = next((label for label, pattern in patterns if fnmatch.fnmatchcase(f.path, pattern)), None)
+            found.append(DataFile(f.path, split or split_of(f.path), f.size))
             if len(found) >= MAX_DATA_FILES:
                 break
     order = {s: i for i, s in enumerate(SPLITS)}
-    return sorted(found, key=lambda d: (order.get(d.split, len(order)), d.split, d.path))
+    return sorted(found, key=lambda d: (order.get(d.split.rsplit("/", 1)[-1], len(order)), d.split, d.path))
 
 
 @repo_route("/viewer")
@@ -78,7 +104,7 @@ def viewer(request: Request, view: RepoViewDep, file: str = "", rev: str = MAIN,
     view.require(Need.FILES)
     git = view.git()
     commit = git.resolve(rev)
-    files = data_files(git, commit)
+    files = data_files(git, commit, view.repo.card_data if rev == MAIN else None)
     if file:
         validate_path(file)
         if table_format(file) is None:
