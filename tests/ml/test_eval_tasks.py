@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from commons.ml.eval.tasks import TaskError, build_items, builtin_tasks, load_docs, load_tasks, task_from_dict
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+# The benchmark folders of the evaluation research note (outside the repo; tests that need them skip).
+SHARED_DATA = Path(os.environ.get("COMMONS_EVAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 QUIZ_CSV = """question,a,b,c,answer
 What colour is the sky on a clear day?,green,blue,red,blue
