@@ -227,7 +227,7 @@ def job_detail(request: Request, job_id: int, actor: SignedInDep, session: Sessi
         return _not_found(request, exc)
     everything = log == "all"
     return render(request, "pages/job.html", page=page, job=page.job, lines=page.log(0, everything),
-                  everything=everything, poll=POLL)
+                  everything=everything, poll=POLL, log_limit=LOG_LINES)
 
 
 @router.get("/jobs/{job_id:int}/live")
