@@ -10,6 +10,9 @@ started with `--anonymous` and the repo is public.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from sqlalchemy.orm import Session
 
 from commons.accounts.actors import Actor
 from commons.accounts.tokens import actor_for, authenticate
@@ -70,16 +73,14 @@ class ModelAccess:
                 raise AccessDenied(403, f"This token may not read {self.repo_id}.", "model_access_denied") from None
             return actor.name if actor else "anonymous"
 
-    def _viewer(self, session: object, viewer: str, sig: str) -> Actor | None:
-        from urllib.parse import parse_qs
-
+    def _viewer(self, session: Session, viewer: str, sig: str) -> Actor | None:
         fields = {k: v[0] for k, v in parse_qs(sig).items()}
         if not self.services.signer.verify("serve-viewer", f"{self.repo_id}\n{viewer}", fields.get("size"),
                                            fields.get("exp"), fields.get("sig")):
             raise AccessDenied(401, "The playground's viewer assertion is invalid or expired.", "invalid_api_key")
         if not viewer:
             return None
-        user = get_user(session, viewer)  # type: ignore[arg-type]
+        user = get_user(session, viewer)
         if user is None or user.disabled:
             raise AccessDenied(401, "The playground's viewer no longer exists.", "invalid_api_key")
-        return actor_for(session, user, "write", via_session=True)  # type: ignore[arg-type]
+        return actor_for(session, user, "write", via_session=True)
