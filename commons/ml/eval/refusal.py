@@ -178,8 +178,9 @@ def load_labels(path: Path = LABELS_FILE) -> list[dict[str, object]]:
 
 
 def evaluate_judges(rows: Sequence[dict[str, object]], l2: float = 0.1) -> list[JudgeReport]:
-    """Accuracy of the keyword baseline and of the classifier (leave-one-out: each row is predicted by a
-    model fit without it, so the figure is not inflated by fitting on the test rows)."""
+    """Accuracy of the majority-label anchor, the keyword baseline and the classifier (leave-one-out: each
+    row is predicted by a model fit without it, so the figure is not inflated by fitting on the test rows;
+    the features were chosen looking at the whole set, so it is still optimistic)."""
     replies = [str(r["reply"]) for r in rows]
     truth = [bool(r["refusal"]) for r in rows]
     xs = [features(t) for t in replies]
@@ -187,7 +188,9 @@ def evaluate_judges(rows: Sequence[dict[str, object]], l2: float = 0.1) -> list[
     for i in range(len(rows)):
         w = fit_logistic(xs[:i] + xs[i + 1 :], [int(t) for t in truth[:i] + truth[i + 1 :]], l2=l2)
         loo.append(refusal_probability(replies[i], w) >= 0.5)
-    return [_report("keyword", [keyword_refusal(t) for t in replies], truth),
+    majority = sum(truth) * 2 > len(truth)  # the anchor: always answer the more common label
+    return [_report("majority label", [majority] * len(truth), truth),
+            _report("keyword", [keyword_refusal(t) for t in replies], truth),
             _report("logistic (leave-one-out)", loo, truth)]
 
 
