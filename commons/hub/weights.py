@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import struct
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -25,11 +26,15 @@ from commons.scanning import (
     read_gguf_header,
     read_safetensors_header,
 )
-from commons.scanning.gguf import GgufArray
+from commons.scanning.gguf import GgufArray, GgufLimits
 
 INDEX_SUFFIX = ".safetensors.index.json"
 MAX_INDEX_BYTES = 32 << 20  # an index of 100k tensors is a few MB
 MAX_SHARDS = 256
+# Page views parse headers on every request: bound what one view may cost (real headers are far
+# smaller: a 100k-tensor safetensors header is ~10 MB, a GGUF with a 256k vocabulary ~6 MB).
+MAX_SAFETENSORS_HEADER = 32 << 20
+GGUF_LIMITS = GgufLimits(max_header=64 << 20, max_items=2_000_000)
 
 
 class WeightsError(ValueError):
@@ -119,10 +124,15 @@ def inspect_weights(path: str, fh: BinaryIO, size: int) -> WeightsSummary:
     reader.seek(0)
     try:
         if magic == b"GGUF":
-            gguf = read_gguf_header(reader, size)
+            gguf = read_gguf_header(reader, size, GGUF_LIMITS)
             return _gguf_summary(gguf, counter.bytes_read)
         if path.lower().endswith(".gguf"):
             raise WeightsError(f"not a GGUF file: it starts with {magic!r}, not b'GGUF'")
+        prefix = reader.read(8)
+        reader.seek(0)
+        if len(prefix) == 8 and struct.unpack("<Q", prefix)[0] > MAX_SAFETENSORS_HEADER:
+            raise WeightsError(f"the header is {struct.unpack('<Q', prefix)[0]:,} bytes; the inspector reads "
+                               f"headers of at most {MAX_SAFETENSORS_HEADER:,} bytes")
         st = read_safetensors_header(reader, size)
     except (GgufError, SafetensorsError) as exc:
         raise WeightsError(str(exc)) from None

@@ -101,6 +101,15 @@ def test_a_truncated_header_is_an_error_not_a_crash() -> None:
         inspect_weights("w.safetensors", io.BytesIO(data), len(data))
 
 
+def test_a_huge_header_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.safetensors"
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", 90 << 20) + b"{")
+        fh.truncate(100 << 20)
+    with path.open("rb") as fh, pytest.raises(WeightsError, match="at most"):
+        inspect_weights("huge.safetensors", fh, 100 << 20)
+
+
 # ------------------------------------------------------------------ live pages
 @pytest.fixture(scope="module")
 def weights_repo(hub: HubServer) -> str:
