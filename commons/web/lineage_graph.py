@@ -80,6 +80,8 @@ class PlacedEdge:
     label_y: int
     text: str  # for the tooltip
     notes: str  # how the status was reached ("adapter_config.json names this base model" …)
+    child_href: str | None = None
+    parent_href: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,4 +263,4 @@ def _edge(edge: Edge, child: PlacedNode, parent: PlacedNode, out_x: int, in_x: i
     if edge.notes:
         text += f" — {'; '.join(edge.notes)}"
     return PlacedEdge(edge.child, edge.parent, edge.kind, look, edge.relation.value.replace("_", " "), path,
-                      lx, ly, text, "; ".join(edge.notes))
+                      lx, ly, text, "; ".join(edge.notes), child.href, parent.href)

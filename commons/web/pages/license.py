@@ -40,7 +40,9 @@ from commons.policy import (
     notice_text,
     suggest_license,
 )
+from commons.web.deps import ServicesDep
 from commons.web.lineage_graph import EDGE_KIND_LABELS, EDGE_LOOK_LABELS, layout_lineage
+from commons.web.pages.repo import site_url
 from commons.web.panels import Panel, Tab, register_panel, register_tab
 from commons.web.reporoutes import RepoView, RepoViewDep, repo_route
 from commons.web.templating import render
@@ -156,8 +158,8 @@ def _openness(view: RepoView, git: GitRepo, commit: str, lineage: Lineage, root:
 
 
 @repo_route("/license")
-def license_page(request: Request, view: RepoViewDep, mode: str | None = None, users: int = DEFAULT_USERS,
-                 rev: str = MAIN) -> Response:
+def license_page(request: Request, view: RepoViewDep, services: ServicesDep, mode: str | None = None,
+                 users: int = DEFAULT_USERS, rev: str = MAIN) -> Response:
     """Lineage & license: the family tree, the decision with its reasons, NOTICE, and answers."""
     try:
         chosen = Mode(mode) if mode else None
@@ -176,8 +178,8 @@ def license_page(request: Request, view: RepoViewDep, mode: str | None = None, u
         decision=decision, verdict=VERDICT_LABELS[decision.verdict], graph=layout_lineage(lineage, root),
         kind_labels=EDGE_KIND_LABELS, look_labels=EDGE_LOOK_LABELS, terms=terms, obligations=obligations,
         findings=findings, answers=_answers(decision, lineage, root, users), users=users,
-        notice=notice_text(decision), suggestion=suggestion, policy=policy, modes=list(Mode),
-        openness=_openness(view, git, commit, lineage, root, decision),
+        notice=notice_text(decision, hub_url=site_url(request, services)), suggestion=suggestion, policy=policy,
+        modes=list(Mode), openness=_openness(view, git, commit, lineage, root, decision),
     )
 
 
