@@ -313,16 +313,17 @@ def _parent_files(repos: Repos, actor: Actor | None) -> ParentFiles:
 
 
 def facts_at(repos: Repos, repo: Repo, revision: str, card_override: str | None = None,
-             actor: Actor | None = None) -> RepoFacts:
+             actor: Actor | None = None, compare: bool = False) -> RepoFacts:
     """Facts of one hosted repo at one revision (`card_override`: a README about to be committed).
 
-    With an `actor`, tensors are compared with those of the claimed base models it may see.
+    With `compare`, tensors are compared with those of the claimed base models `actor` may see
+    (anonymous: the public ones).
     """
     files = revision_files(repos, repo, revision)
     kind = RepoKind.DATASET if repo.type == "dataset" else RepoKind.MODEL
     ref = PolicyRef(kind, repo.repo_id, files.commit)
     readme = card_override if card_override is not None else files.text("README.md")
-    return _facts(ref, files, readme, _parent_files(repos, actor) if actor is not None else None)
+    return _facts(ref, files, readme, _parent_files(repos, actor) if compare else None)
 
 
 def facts_in_folder(repos: Repos, actor: Actor | None, ref: PolicyRef, folder: Path) -> RepoFacts:
@@ -337,7 +338,7 @@ def gather(repos: Repos, actor: Actor | None, root: Repo, revision: str = "main"
 
     Ancestors the caller may not see are treated as outside the hub: their facts never leak.
     """
-    first = facts_at(repos, root, revision, card_override, actor)
+    first = facts_at(repos, root, revision, card_override, actor, compare=True)
     return gather_from(repos, actor, first), first.ref
 
 
@@ -365,7 +366,7 @@ def _load(repos: Repos, actor: Actor | None, ref: PolicyRef) -> RepoFacts | None
     try:
         hub_ref = RepoRef.parse(kind, ref.repo_id)
         repo = repos.get(actor, hub_ref, Need.SEE)
-        return facts_at(repos, repo, ref.revision or "main", actor=actor)
+        return facts_at(repos, repo, ref.revision or "main", actor=actor, compare=True)
     except CommonsError:
         return None
 

@@ -155,6 +155,8 @@ def test_file_evidence_verifies_and_contradicts(hub: HubServer, repo_name: str, 
 
     edge = _edge(hub, tuned, parent)
     assert edge["status"] == "verified" and "1 of 2 tensors identical" in " ".join(edge["notes"])  # type: ignore[arg-type]
+    anonymous = httpx.get(f"{hub.url}/api/commons/lineage/models/{tuned}").json()["edges"]
+    assert [e["status"] for e in anonymous if e["parent"]["repo_id"] == parent] == ["verified"]
     edge = _edge(hub, other, parent)
     assert edge["status"] == "contradicted" and "tensor shapes differ" in " ".join(edge["notes"])  # type: ignore[arg-type]
     decision = _get(hub, f"/api/commons/license/models/{other}").json()["decision"]
