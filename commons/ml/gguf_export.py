@@ -80,10 +80,12 @@ class ExportReport:
 
 
 def export_gguf(model_dir: Path, out_path: Path, file_type: str, name: str | None = None,
-                progress: Progress | None = None) -> ExportReport:
-    """Write `model_dir` (config.json, *.safetensors, tokenizer.json) as a GGUF of `file_type` at `out_path`.
+                progress: Progress | None = None, source_repo: str | None = None) -> ExportReport:
+    """Write `model_dir` (config.json, *.safetensors, tokenizer.json) as a `file_type` GGUF at `out_path`.
 
-    The file appears atomically (written to a temporary sibling, then renamed). Raises GgufExportError.
+    `source_repo` (a hub repo id) goes into `general.source.repo_url`: the file's direct parent, which
+    the hub's lineage reads. The file appears atomically (written to a temporary sibling, then renamed).
+    Raises GgufExportError.
     """
     import gguf
 
@@ -103,6 +105,8 @@ def export_gguf(model_dir: Path, out_path: Path, file_type: str, name: str | Non
     try:
         writer = gguf.GGUFWriter(str(tmp), "llama")
         _write_model_metadata(writer, config, name or model_dir.name, ftype)
+        if source_repo:
+            writer.add_source_repo_url(source_repo)
         _write_tokenizer_metadata(writer, tokenizer)
         tied = bool(config.get("tie_word_embeddings", False)) or "lm_head.weight" not in tensors
         items = [(hf, array) for hf, array in tensors.items() if not (tied and hf == "lm_head.weight")]

@@ -93,12 +93,12 @@ def run_quantize(spec: QuantizeSpec, workdir: Path, reporter: Reporter, job: dic
     # 3) each variant: write, read back, measure
     reporter.phase("quantize")
     out.mkdir(parents=True, exist_ok=True)
-    name = spec.base.repo_id.split("/")[-1]
     rows: list[VariantReport] = []
     for step, variant in enumerate(recipe.variants, start=1):
         reporter.log(f"{variant}: writing")
         if variant in GGUF_VARIANTS:
-            row = _gguf_variant(variant, base_dir, out, name, source, ids, window, reference, prompt, recipe)
+            row = _gguf_variant(variant, base_dir, out, spec.base.repo_id, source, ids, window, reference, prompt,
+                                recipe)
         else:
             row = _torchao_variant(variant, base_dir, out, source, ids, window, reference, prompt, recipe)
         rows.append(row)
@@ -173,12 +173,13 @@ def _check_gguf_exportable(base_dir: Path, repo_id: str) -> None:
                          "only the torchao ones)") from None
 
 
-def _gguf_variant(variant: str, base_dir: Path, out: Path, name: str, source: Any, ids: Any, window: int,
+def _gguf_variant(variant: str, base_dir: Path, out: Path, repo_id: str, source: Any, ids: Any, window: int,
                   reference: quantize_eval.Scores, prompt: Any, recipe: Any) -> VariantReport:
     from commons.ml.gguf_export import export_gguf
 
+    name = repo_id.split("/")[-1]
     filename = f"{name}-{variant}.gguf"
-    report = export_gguf(base_dir, out / filename, variant, name=name)
+    report = export_gguf(base_dir, out / filename, variant, name=name, source_repo=repo_id)
     model = gguf_as_torch(out / filename, source)
     scores = quantize_eval.score(model, ids, window)
     del model

@@ -65,7 +65,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exported(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("gguf")
-    return {ft: export_gguf(tiny, folder / f"tiny-{ft}.gguf", ft, name="tiny").path for ft in ("F16", "Q8_0", "Q4_0")}
+    return {ft: export_gguf(tiny, folder / f"tiny-{ft}.gguf", ft, name="tiny", source_repo="alice/tiny").path
+            for ft in ("F16", "Q8_0", "Q4_0")}
 
 
 def _source_state(tiny: Path) -> dict[str, np.ndarray]:
@@ -106,6 +107,7 @@ def test_metadata_is_what_llama_cpp_reads(exported: dict[str, Path], tiny: Path)
     reader = GGUFReader(exported["Q4_0"])
     meta = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
     assert meta["general.architecture"] == "llama" and meta["general.file_type"] == 2  # MOSTLY_Q4_0
+    assert meta["general.source.repo_url"] == "alice/tiny"  # the lineage's evidence of the parent
     assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "gpt-2"
     tokenizer = json.loads((tiny / "tokenizer.json").read_text())
     assert len(meta["tokenizer.ggml.tokens"]) == json.loads((tiny / "config.json").read_text())["vocab_size"]
