@@ -31,5 +31,6 @@ def get_user(session: Session, name: str) -> User | None:
 # Names that would collide with top-level URL paths of the hub.
 RESERVED_NAMES = frozenset(
     {"api", "datasets", "spaces", "models", "static", "blobs", "upload", "lfs-upload", "lfs-verify", "login",
-     "logout", "settings", "new", "search", "docs", "openapi.json", "v1", "admin", "organizations", "users"}
+     "logout", "settings", "new", "search", "docs", "openapi.json", "v1", "admin", "organizations", "users",
+     "jobs", "join", "leaderboard"}
 )
