@@ -83,7 +83,8 @@ def family(hub: HubServer) -> Iterator[Family]:
     api.upload_folder(folder_path=folder, repo_id=data, repo_type="dataset")
 
     services = build_services(Settings(home=hub.home, database_url=hub.database_url))
-    worker = EmbeddedWorker(services, fast_options(work_root=root / "work"))
+    # Two workers: the jobs train side by side.
+    workers = [EmbeddedWorker(services, fast_options(work_root=root / f"work-{i}")) for i in range(2)]
     client = TestClient(create_app(services=services))
     output = f"alice/Llama-tuned-{suffix}"
     submitted = {
@@ -91,7 +92,8 @@ def family(hub: HubServer) -> Iterator[Family]:
         "block": (hub.tokens["bob"], _spec(base, data, f"bob/tuned-{suffix}")),
     }
     _set_policy(hub, "bob", license_on_conflict="block")
-    worker.start()
+    for worker in workers:
+        worker.start()
     try:
         ids = {}
         for name, (token, spec) in submitted.items():
@@ -110,7 +112,8 @@ def family(hub: HubServer) -> Iterator[Family]:
                  "both fine-tunes to end")
         jobs = {n: job(n) for n in ids}
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         _set_policy(hub, "bob", license_on_conflict="warn")
     yield Family(base, data, teacher, output, jobs)
     services.close()
