@@ -36,6 +36,8 @@ def _card_maker(view: RepoView) -> tuple[Callable[[float], ReportCard], list[Sco
     """The report card as a function of the threshold (the panel has no settings; its template does)."""
     session = view.repos.session
     scores = results.scores_of(session, view.repo)
+    if not scores:  # most models: no lineage lookup on their card page
+        return (lambda threshold: report_card([], [], None, threshold)), scores
     parent_id, parent = parent_repo(view.repos, view.viewer.actor, view.repo)
     parent_scores = results.scores_of(session, parent) if parent is not None else []
     return (lambda threshold: report_card(scores, parent_scores, parent_id, threshold)), scores
