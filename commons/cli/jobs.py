@@ -152,6 +152,15 @@ def _job(services: Services, job_id: int) -> dict[str, Any]:
         return job_json(job, jobs.owner_name(job))
 
 
+def _inputs(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every repo a spec reads, by field name (an evaluation's task datasets as `task:NAME`)."""
+    found = [(name, value) for name, value in spec.items() if isinstance(value, dict) and "repo_id" in value]
+    for task in spec.get("tasks") or []:
+        if isinstance(task, dict) and isinstance(task.get("dataset"), dict):
+            found.append((f"task:{task.get('name', '?')}", task["dataset"]))
+    return found
+
+
 @app.command("show")
 def show(job_id: int, follow: bool = typer.Option(False, "--follow", "-f", help="Progress bar until it ends."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -169,8 +178,8 @@ def show(job_id: int, follow: bool = typer.Option(False, "--follow", "-f", help=
     spec = row["spec"]
     typer.echo(f"job {row['id']} ({row['kind']}) by {row['owner']}: {row['state']}"
                f"{' (cancel requested)' if row['cancelRequested'] and row['state'] == 'running' else ''}")
-    typer.echo(f"  base     {spec['base']['repo_id']}@{spec['base']['revision']}")
-    typer.echo(f"  dataset  {spec['dataset']['repo_id']}@{spec['dataset']['revision']}")
+    for name, given in _inputs(spec):
+        typer.echo(f"  {name:<8} {given['repo_id']}@{given.get('revision')}")
     typer.echo(f"  output   {spec.get('output_repo') or '(none)'}")
     typer.echo(f"  attempts {row['attempts']}/{row['maxAttempts']}, created {row['createdAt']}, "
                f"finished {row['finishedAt'] or '-'}")

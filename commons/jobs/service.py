@@ -7,6 +7,7 @@ Inputs named by branch or tag are pinned to the commit they point at when the jo
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,11 @@ from commons.ml.specs import KINDS, SpecError, parse_spec
 MAX_TIMEOUT_S = 7 * 24 * 3600
 
 
+# Kinds whose inputs are not the flat `INPUTS` of a new-repo job (an evaluation pins a dataset per
+# task and writes back to the model it reads) validate, pin and queue through their own function.
+SUBMITTERS: dict[str, str] = {"eval": "commons.evals.submit:submit_eval"}
+
+
 class Jobs:
     """Job service for one unit of work (one DB session)."""
 
@@ -47,6 +53,11 @@ class Jobs:
             raise PermissionDenied("Fine-grained tokens cannot submit jobs; use a write token")
         if kind not in KINDS:
             raise InvalidRequest(f"Unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+        if kind in SUBMITTERS:
+            module, _, name = SUBMITTERS[kind].partition(":")
+            submit: Any = getattr(importlib.import_module(module), name)
+            job: Job = submit(self.session, self.storage, actor, spec, timeout_s, max_attempts)
+            return job
         if not isinstance(spec, dict):
             raise InvalidRequest("spec must be a JSON object")
         if timeout_s is not None and not 1 <= timeout_s <= MAX_TIMEOUT_S:

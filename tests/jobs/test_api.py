@@ -101,3 +101,19 @@ def test_private_inputs_need_read_access(client: TestClient, tokens: dict[str, s
         with local_hub.services.session() as session:
             Repos(session, local_hub.services.storage).update_settings(
                 local_hub.alice, RepoRef.parse(RepoType.MODEL, "alice/bert"), private=False)
+
+
+def test_an_evaluation_goes_through_the_generic_jobs_api(client: TestClient, tokens: dict[str, str],
+                                                         local_hub: LocalHub) -> None:
+    """An eval writes back to the model it reads: the generic endpoint must not ask for a new repo."""
+    spec = {"model": {"repo_id": "alice/tiny"},
+            "tasks": [{"name": "hellaswag", "dataset": {"repo_id": "alice/data"}}], "settings": {"limit": 5}}
+    r = client.post("/api/commons/jobs", json={"kind": "eval", "spec": spec}, headers=_as(tokens, "alice"))
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["kind"] == "eval" and job["state"] == "queued"
+    assert job["spec"]["model"]["revision"] == local_hub.base
+    assert job["spec"]["tasks"][0]["dataset"]["revision"] == local_hub.dataset
+    r = client.post("/api/commons/jobs", json={"kind": "eval", "spec": spec}, headers=_as(tokens, "alice-read"))
+    assert r.status_code == 403
+    assert client.post(f"/api/commons/jobs/{job['id']}/cancel", headers=_as(tokens, "alice")).status_code == 200

@@ -50,3 +50,14 @@ def test_submit_errors_are_one_line(cli: CliRunner) -> None:
                            "--set", "rank=0"])
     assert out.exit_code == 1 and "rank must be at least 1" in out.output
     assert cli.invoke(app, ["show", "999999"]).exit_code == 1
+
+
+def test_show_lists_the_inputs_of_any_kind() -> None:
+    from commons.cli.jobs import _inputs
+
+    finetune = {"base": {"repo_id": "a/b", "revision": "1" * 40}, "dataset": {"repo_id": "a/d", "revision": "2" * 40},
+                "recipe": {"rank": 8}, "output_repo": "a/out"}
+    assert [n for n, _ in _inputs(finetune)] == ["base", "dataset"]
+    evaluation = {"model": {"repo_id": "a/b", "revision": "1" * 40},
+                  "tasks": [{"name": "piqa", "dataset": {"repo_id": "benchmarks/piqa", "revision": "3" * 40}}]}
+    assert _inputs(evaluation) == [("model", evaluation["model"]), ("task:piqa", evaluation["tasks"][0]["dataset"])]
