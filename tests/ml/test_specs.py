@@ -54,7 +54,7 @@ def test_inputs_must_be_pinned_to_commits() -> None:
 
 def test_unknown_kind_and_version() -> None:
     with pytest.raises(SpecError, match="unknown job kind"):
-        parse_spec("quantize", spec_json())
+        parse_spec("no-such-kind", spec_json())
     with pytest.raises(SpecError, match="spec_version 2"):
         parse_spec("finetune", {**spec_json(), "spec_version": 2})
 
