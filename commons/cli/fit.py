@@ -33,17 +33,19 @@ def render(report: FitReport, bandwidth_given: bool) -> str:
     if report.fits:
         ctx = report.fits[0].context
         lines.append(f"context: {ctx:,} tokens (KV cache at full context; speed estimated at {ctx // 2:,} tokens)")
-        header = f"  {'':3} {'variant':<58} {'precision':<18} {'engine':<12} {'weights':>10} {'needs':>10} {'tok/s':>7}"
-        lines.append(header)
-        for f in report.fits:
+        names = [f"{f.variant.repo_id}/{f.variant.path}" if f.variant.path else f.variant.repo_id for f in report.fits]
+        width = max(len("variant"), *(len(n) for n in names))
+        lines.append(f"  {'':3} {'variant':<{width}} {'precision':<14} {'engine':<21} {'weights':>10} {'needs':>10} "
+                     f"{'tok/s':>6}")
+        for name, f in zip(names, report.fits, strict=True):
             v = f.variant
-            name = f"{v.repo_id}/{v.path}" if v.path else v.repo_id
-            speed = f"{f.tokens_per_s:.0f}" if f.tokens_per_s is not None else "?"
-            lines.append(f"  {'yes' if f.fits else 'no':3} {name[:58]:<58} {v.precision[:18]:<18} {v.engine.name:<12} "
-                         f"{_size(v.weight_bytes):>10} {_size(f.needed_bytes):>10} {speed:>7}")
+            speed = f"{f.tokens_per_s:.0f}" if f.tokens_per_s is not None else "-"
+            lines.append(f"  {'yes' if f.fits else 'no':3} {name:<{width}} {v.precision:<14} {v.engine.name:<21} "
+                         f"{_size(v.weight_bytes):>10} {_size(f.needed_bytes):>10} {speed:>6}")
         runs = sum(f.fits for f in report.fits)
         lines.append(f"{runs} of {len(report.fits)} variants fit in {m.ram_bytes / (1 << 30):.1f} GiB "
-                     "(needs = weights + KV cache + runtime; tok/s is an estimate for greedy decode at batch 1)")
+                     "(needs = weights + KV cache + runtime; tok/s: an estimate for greedy decode at batch 1, "
+                     "none for torchao variants, see docs/quantization.md)")
     if report.precisions:
         sizes = " · ".join(f"{k} {_size(b)}" for k, b in report.precisions.items())
         lines.append(f"weights at other precisions: {sizes}")

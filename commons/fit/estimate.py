@@ -42,6 +42,10 @@ class Engine:
 
 LLAMA_CPP = Engine("llama.cpp", 1.0, 0.00033, 128 * MIB, 2)
 TRANSFORMERS = Engine("transformers", 0.37, 0.00083, 384 * MIB, 4)
+# torchao weight-only checkpoints in transformers. No speed estimate: on CPU they dequantize on every
+# call instead of streaming fewer bytes (SmolLM2, one run: fp32 4.5 tok/s, per-row int8 2.8, group-wise
+# int8 0.6), so bytes/bandwidth says nothing about them. They save memory, not time, on a CPU.
+TORCHAO = Engine("transformers + torchao", 0.0, 0.0, 384 * MIB, 4)
 
 # Bytes per parameter of common precisions (block formats include their scales).
 PRECISIONS: dict[str, float] = {
@@ -83,7 +87,9 @@ class Variant:
 
     @property
     def engine(self) -> Engine:
-        return LLAMA_CPP if self.format == "gguf" else TRANSFORMERS
+        if self.format == "gguf":
+            return LLAMA_CPP
+        return TORCHAO if self.precision.endswith("(torchao)") else TRANSFORMERS
 
 
 @dataclass(frozen=True)
@@ -115,10 +121,10 @@ def context_for(shape: Shape | None, wanted: int | None) -> int:
 
 
 def decode_tokens_per_s(variant: Variant, machine: Machine, positions: int) -> float | None:
-    """Estimated greedy decode speed at batch 1 with `positions` tokens in the KV cache."""
-    if variant.shape is None:
-        return None
+    """Estimated greedy decode speed at batch 1 with `positions` tokens in the KV cache (None: no estimate)."""
     engine = variant.engine
+    if variant.shape is None or engine.efficiency == 0:
+        return None
     streamed = variant.streamed_bytes + kv_cache_bytes(variant.shape, positions, engine.kv_bytes_per_value)
     seconds = variant.shape.layers * engine.overhead_per_layer_s + streamed / (machine.bandwidth * engine.efficiency)
     return 1.0 / seconds
