@@ -165,3 +165,31 @@ def test_spec_validation() -> None:
                          ({"group_size": 48}, "group_size"), ({"eval_tokens": 2}, "eval_tokens")):
         with pytest.raises(SpecError, match=message):
             parse_spec("quantize", {"base": {"repo_id": "a/b", "revision": sha}, "output_repo": "a/c", "recipe": bad})
+
+
+def test_cli_queues_a_quantize_job_as_the_readme_shows(quantized: Quantized, hub: HubServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`commons jobs submit --kind quantize --base ... --output ... --set variants=...` pins the base and queues."""
+    from typer.testing import CliRunner
+
+    from commons.cli import app
+    from commons.db.models import Job
+
+    monkeypatch.setenv("COMMONS_HOME", str(hub.home))
+    if hub.database_url:
+        monkeypatch.setenv("COMMONS_DATABASE_URL", hub.database_url)
+    output = f"{quantized.base}-cli"
+    out = CliRunner().invoke(app, ["jobs", "submit", "--kind", "quantize", "--base", quantized.base, "--output", output,
+                                   "--set", "variants=Q8_0,int8", "--set", "eval_tokens=64"])
+    assert out.exit_code == 0, out.output
+    job_id = int(out.output.split("job ")[1].split()[0])
+    with quantized.services.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.kind == "quantize" and job.state == "queued"
+        assert job.spec["base"]["revision"] == quantized.job.spec["base"]["revision"]  # "main" pinned to a sha
+        assert job.spec["recipe"]["variants"] == ["Q8_0", "int8"]
+        # Not run here (the job above covers running): cancelled, so no later worker in the session picks it up.
+        Jobs(session, quantized.services.storage).cancel(user_actor(quantized.services, "alice"), job_id)
+        session.commit()
+        session.refresh(job)
+        assert job.state == "cancelled"
