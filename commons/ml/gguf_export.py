@@ -351,8 +351,32 @@ def _read_tokenizer(model_dir: Path, vocab_size: int) -> _Tokenizer:
         template = jinja.read_text(encoding="utf-8")
     if isinstance(template, list):  # named templates: llama.cpp reads the default one
         template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-    return _Tokenizer(pre, tokens, types, merges, special_ids, tok_config.get("add_bos_token"),
-                      tok_config.get("add_eos_token"), template if isinstance(template, str) else None)
+    # Written explicitly: runtimes disagree on the default when the key is absent (OpenVINO adds a BOS).
+    add_bos, add_eos = tok_config.get("add_bos_token"), tok_config.get("add_eos_token")
+    added_ids = _post_processor_ids(data.get("post_processor"))
+    if add_bos is None:
+        add_bos = "bos" in special_ids and special_ids["bos"] in added_ids
+    if add_eos is None:
+        add_eos = "eos" in special_ids and special_ids["eos"] in added_ids
+    return _Tokenizer(pre, tokens, types, merges, special_ids, bool(add_bos), bool(add_eos),
+                      template if isinstance(template, str) else None)
+
+
+def _post_processor_ids(post: Any) -> set[int]:
+    """Token ids a tokenizer.json post-processor adds around a single sequence (e.g. BOS)."""
+    if not isinstance(post, dict):
+        return set()
+    if post.get("type") == "Sequence":
+        return set().union(*(_post_processor_ids(p) for p in post.get("processors") or []))
+    if post.get("type") != "TemplateProcessing":
+        return set()
+    specials = post.get("special_tokens") or {}
+    ids: set[int] = set()
+    for piece in post.get("single") or []:
+        name = (piece.get("SpecialToken") or {}).get("id") if isinstance(piece, dict) else None
+        if name in specials:
+            ids.update(int(i) for i in specials[name].get("ids") or [])
+    return ids
 
 
 def _write_tokenizer_metadata(writer: Any, tok: _Tokenizer) -> None:

@@ -115,6 +115,7 @@ def test_metadata_is_what_llama_cpp_reads(exported: dict[str, Path], tiny: Path)
     assert meta["tokenizer.ggml.token_type"][:3] == [3, 3, 3]  # the special tokens are CONTROL
     assert (meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]) == (1, 2)
     assert meta["tokenizer.chat_template"] == CHAT_TEMPLATE
+    assert meta["tokenizer.ggml.add_bos_token"] is False  # explicit: the HF tokenizer adds no BOS
     assert meta["llama.attention.head_count_kv"] == 2 and meta["llama.rope.dimension_count"] == 16
     types = {t.name: t.tensor_type.name for t in reader.tensors}
     assert "output.weight" not in types  # tied: llama.cpp reuses token_embd
