@@ -270,7 +270,7 @@ def report(results: dict[str, list[float]], bw: float, work: Path) -> None:
         api = med.get(f"API (serve-model, auto engine), {clients} client(s)")
         direct = med.get(f"same engine direct, end to end, batch {clients}")
         if api and direct:
-            print(f"API overhead, {clients} client(s): {1 - api / direct:+.0%} (API {api:.1f} vs direct {direct:.1f})")
+            print(f"API / direct, {clients} client(s): {api / direct:.2f} (API {api:.1f} vs direct {direct:.1f} tok/s)")
     one = med.get("API (serve-model, auto engine), 1 client(s)")
     for clients in (4, 8):
         many = med.get(f"API (serve-model, auto engine), {clients} client(s)")

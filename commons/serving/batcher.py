@@ -109,10 +109,11 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 class Batcher:
     """Runs the engine in one thread; `submit` and `Request.events` are called from the event loop."""
 
-    def __init__(self, engine: Engine, gather_s: float = 0.005) -> None:
+    def __init__(self, engine: Engine, gather_s: float = 0.005, gather_max_s: float = 0.05) -> None:
         self.engine = engine
         self.stats = BatchStats()
         self._gather_s = gather_s
+        self._gather_max_s = gather_max_s
         self._waiting: deque[Request] = deque()
         self._wake = threading.Condition()
         self._closed = False
@@ -138,8 +139,17 @@ class Batcher:
                 self._wake.wait()
             if self._closed:
                 return None
-        # Requests sent together reach the server a few milliseconds apart: wait that long for them.
-        time.sleep(self._gather_s)
+        # Requests sent together reach the batcher a few milliseconds apart (each is authorised and
+        # tokenised first): keep gathering while more keep coming, up to `gather_max_s`.
+        waited, seen = 0.0, -1
+        while waited < self._gather_max_s:
+            with self._wake:
+                count = len(self._waiting)
+            if count == seen or count >= self.engine.max_batch:
+                break
+            seen = count
+            time.sleep(self._gather_s)
+            waited += self._gather_s
         with self._wake:
             first = self._waiting[0]
             key = self.engine.batch_key(first.params)
