@@ -49,7 +49,8 @@ def tiny_repo(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     return REPO
 
 
-def test_playground_streams_a_chat(browser: Any, hub: HubServer, passwords: None, tiny_repo: str) -> None:
+def test_playground_streams_a_chat(browser: Any, hub: HubServer, passwords: None, tiny_repo: str,
+                                   screenshots: Path) -> None:
     openai = pytest.importorskip("openai")
     from playwright.sync_api import expect
 
@@ -78,6 +79,7 @@ def test_playground_streams_a_chat(browser: Any, hub: HubServer, passwords: None
         expect(page.locator("#chat-usage")).to_contain_text("completion tokens", timeout=60_000)
         shown = reply.inner_text()
         updates = page.evaluate("window.__updates")
+        page.screenshot(path=str(screenshots / "playground.png"), full_page=True)
 
         api = openai.OpenAI(base_url=f"{server.url}/v1", api_key=hub.tokens["alice-read"], max_retries=0)
         expected = api.chat.completions.create(model=tiny_repo, max_tokens=12, temperature=0,
