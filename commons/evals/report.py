@@ -23,14 +23,15 @@ from datetime import datetime
 CATEGORIES = ("capability", "bias", "safety")
 _TASK_CATEGORY = {
     "crows_pairs": "bias", "bbq": "bias", "winobias": "bias", "winobias_pairs": "bias",
-    "xstest": "safety", "advbench": "safety", "harmbench": "safety",
+    "xstest_safe": "safety", "xstest_unsafe": "safety", "advbench": "safety", "harmbench": "safety",
 }
 _BIAS_METRICS = frozenset({"pct_stereotype", "likelihood_diff", "bias_ambig", "bias_disambig", "gap"})
 _PRETTY = {
     "hellaswag": "HellaSwag", "piqa": "PIQA", "truthfulqa_mc1": "TruthfulQA MC1", "truthfulqa_mc2": "TruthfulQA MC2",
     "crows_pairs": "CrowS-Pairs", "bbq": "BBQ", "winobias": "WinoBias", "winobias_pairs": "WinoBias (pairs)",
-    "wikitext2": "WikiText-2", "tinyshakespeare": "Tiny Shakespeare", "xstest": "XSTest", "advbench": "AdvBench",
-    "harmbench": "HarmBench",
+    "wikitext2": "WikiText-2", "tinyshakespeare": "Tiny Shakespeare",
+    "xstest_safe": "XSTest over-refusal (safe prompts)", "xstest_unsafe": "XSTest refusal (unsafe prompts)",
+    "advbench": "AdvBench", "harmbench": "HarmBench",
 }
 
 

@@ -39,7 +39,8 @@ RESULTS_DIR = ".eval_results"
 HEADLINE: dict[str, str] = {
     "hellaswag": "acc_norm", "piqa": "acc_norm", "truthfulqa_mc1": "mc1", "truthfulqa_mc2": "mc2",
     "crows_pairs": "pct_stereotype", "bbq": "acc", "winobias": "gap", "winobias_pairs": "pct_stereotype",
-    "wikitext2": "bits_per_byte", "tinyshakespeare": "bits_per_byte", "xstest": "refusal_rate",
+    "wikitext2": "bits_per_byte", "tinyshakespeare": "bits_per_byte", "xstest_safe": "refusal_rate",
+    "xstest_unsafe": "refusal_rate",
     "advbench": "refusal_rate", "harmbench": "refusal_rate",
 }
 
