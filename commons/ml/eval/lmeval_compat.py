@@ -8,9 +8,10 @@ in the layout lm-eval's dataset expects. Optional: needs `pip install lm-eval` (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,36 @@ def run_lmeval(
     stderr of means only when bootstrap_iters > 0) and per-row log-likelihoods (in row order; one
     number per row for perplexity tasks).
     """
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with _offline():
+        return _run_lmeval(model_dir, tasks, workdir, batch_size=batch_size, max_length=max_length,
+                           bootstrap_iters=bootstrap_iters, lm=lm)
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """lm-eval must not reach for a hub; the caller's environment is restored afterwards."""
+    saved = {var: os.environ.get(var) for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")}
+    os.environ.update({var: "1" for var in saved})
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _run_lmeval(
+    model_dir: Path,
+    tasks: Mapping[str, Sequence[Mapping[str, Any]]],
+    workdir: Path,
+    *,
+    batch_size: int,
+    max_length: int | None,
+    bootstrap_iters: int,
+    lm: Any,
+) -> dict[str, dict[str, Any]]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM  # type: ignore[import-untyped]
     from lm_eval.tasks._yaml_loader import load_yaml  # type: ignore[import-untyped]
