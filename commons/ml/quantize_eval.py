@@ -109,7 +109,8 @@ def llama_cpp_tokens_per_s(gguf_path: str, prompt: list[int], n_tokens: int, thr
     """Greedy decode speed of a GGUF through llama-cpp-python (new tokens only, after a warm-up)."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=gguf_path, n_ctx=max(256, len(prompt) + n_tokens + 8), n_threads=threads,
+    # Typed as Any: mypy's view of llama-cpp-python must not depend on whether it is installed.
+    llm: Any = Llama(model_path=gguf_path, n_ctx=max(256, len(prompt) + n_tokens + 8), n_threads=threads,
                 verbose=False)
 
     def run(n: int) -> float:
