@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from commons.serving.engine import SamplingParams, StepCallback
+from commons.serving.hftext import HfTokenizerText
 
 PRECISIONS = ("int4", "fp32")
 
@@ -61,7 +62,7 @@ def export(model_dir: Path, cache_dir: Path, precision: str) -> Path:
     return target
 
 
-class OnnxGenaiEngine:
+class OnnxGenaiEngine(HfTokenizerText):
     """A causal LM exported by ONNX Runtime GenAI's builder, decoded by its generator."""
 
     name = "onnxruntime-genai"
@@ -80,18 +81,6 @@ class OnnxGenaiEngine:
         self.eos_ids = frozenset(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self.pad_id = int(config.get("pad_token_id", next(iter(self.eos_ids), 0)))
         self.max_batch = max_batch
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
-
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
-        if not self.tokenizer.chat_template:
-            raise ValueError("this model has no chat template: use /v1/completions")
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def batch_key(self, params: SamplingParams) -> Hashable:
         return ("greedy",) if params.greedy else (params.temperature, params.top_p, params.seed)

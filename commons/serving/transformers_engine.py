@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from commons.serving.engine import SamplingParams, StepCallback
+from commons.serving.hftext import HfTokenizerText
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -67,7 +68,7 @@ class _BatcherStops(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool)  # type: ignore[return-value]
 
 
-class TransformersEngine:
+class TransformersEngine(HfTokenizerText):
     """Any `AutoModelForCausalLM` directory, optionally with a LoRA adapter merged into it."""
 
     name = "transformers"
@@ -92,18 +93,6 @@ class TransformersEngine:
         self.eos_ids = frozenset(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids), 0))
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
-
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
-        if not self.tokenizer.chat_template:
-            raise ValueError("this model has no chat template: use /v1/completions")
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def batch_key(self, params: SamplingParams) -> Hashable:
         return None  # every row samples with its own params: any requests can share a batch

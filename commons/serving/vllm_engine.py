@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
 
 from commons.serving.engine import SamplingParams, StepCallback
+from commons.serving.hftext import HfTokenizerText
 
 
 def available() -> str | None:
@@ -29,7 +29,7 @@ def available() -> str | None:
     return None
 
 
-class VllmEngine:
+class VllmEngine(HfTokenizerText):
     name = "vllm"
 
     def __init__(self, model_dir: Path, adapter_dir: Path | None = None, max_batch: int = 64,
@@ -47,18 +47,6 @@ class VllmEngine:
         self.context_length = int(self.llm.llm_engine.model_config.max_model_len)
         eos = self.tokenizer.eos_token_id
         self.eos_ids = frozenset([eos] if eos is not None else [])
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
-
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
-        if not self.tokenizer.chat_template:
-            raise ValueError("this model has no chat template: use /v1/completions")
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def batch_key(self, params: SamplingParams) -> Hashable:
         return None  # vLLM samples every request with its own parameters
