@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,6 +147,38 @@ def license_outputs(session: Session, storage: HubStorage, actor: Actor, repo_id
         provenance["license"] = _record(result, policy.block_commits)
         _write(out_dir / PROVENANCE, json.dumps(provenance, indent=2) + "\n", {}, PROVENANCE)
     return result
+
+
+# How each new-repo job kind's card names its parent (commons/ml/card.py, commons/ml/quant_card.py).
+_RELATION = {"finetune": "adapter", "quantize": "quantized"}
+
+
+def preflight(session: Session, storage: HubStorage, actor: Actor, spec: Any) -> None:
+    """Refuse at submission a job whose output a blocking namespace policy would refuse at publish.
+
+    The output's card is predicted from the spec (its model inputs as `base_model`, its dataset
+    inputs as `datasets`) and licensed as `license_outputs` would license it, in a scratch folder.
+    Publishing checks again with the real outputs: facts may change while the job runs.
+    """
+    if spec.output_repo is None:
+        return
+    policy = license_facts.policy_for(session, RepoRef.parse(RepoType.MODEL, spec.output_repo).namespace)
+    if not policy.block_commits:
+        return
+    inputs = spec.inputs().values()
+    models = [i.repo_id for i in inputs if i.repo_type == "model"]
+    datasets = [i.repo_id for i in inputs if i.repo_type == "dataset"]
+    meta: dict[str, Any] = {"base_model_relation": _RELATION.get(spec.kind, "finetune")}
+    if models:
+        meta["base_model"] = models[0] if len(models) == 1 else models
+    if datasets:
+        meta["datasets"] = datasets
+    with tempfile.TemporaryDirectory(prefix="commons-preflight-") as tmp:
+        (Path(tmp) / README).write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n", "utf-8")
+        try:
+            license_outputs(session, storage, actor, spec.output_repo, Path(tmp))
+        except PolicyBlocked as exc:
+            raise PolicyBlocked(f"{exc.message} (refused before the job runs)") from None
 
 
 def _replace(lineage: Lineage, facts: RepoFacts) -> Lineage:

@@ -23,6 +23,7 @@ from commons.hub.repos import Repos
 from commons.hub.storage import HubStorage
 from commons.jobs import queue
 from commons.jobs.inputs import resolve_commit
+from commons.jobs.licensing import preflight
 from commons.jobs.states import JobNotFound, JobState
 from commons.ml.specs import KINDS, SpecError, parse_spec
 
@@ -83,6 +84,7 @@ class Jobs:
                 raise PermissionDenied(f"You don't have the rights to create a repo under {ref.namespace!r}")
             if Repos(self.session, self.storage).find(ref) is not None:
                 raise Conflict(f"Output repo {parsed.output_repo} already exists; jobs publish to a new repo")
+            preflight(self.session, self.storage, actor, parsed)
         return queue.submit(self.session, kind, parsed.to_json(), actor.user_id, parsed.spec_version,
                             timeout_s or queue.DEFAULT_TIMEOUT_S, max_attempts)
 

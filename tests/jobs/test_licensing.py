@@ -91,9 +91,6 @@ def family(hub: HubServer) -> Iterator[Family]:
         "warn": (hub.alice_token, _spec(base, data, output)),
         "block": (hub.tokens["bob"], _spec(base, data, f"bob/tuned-{suffix}")),
     }
-    _set_policy(hub, "bob", license_on_conflict="block")
-    for worker in workers:
-        worker.start()
     try:
         ids = {}
         for name, (token, spec) in submitted.items():
@@ -101,6 +98,10 @@ def family(hub: HubServer) -> Iterator[Family]:
                             headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 200, r.text
             ids[name] = (r.json()["id"], token)
+        # Blocking only after bob's job was accepted: the publisher's own check must catch it.
+        _set_policy(hub, "bob", license_on_conflict="block")
+        for worker in workers:
+            worker.start()
 
         def job(name: str) -> dict[str, Any]:
             job_id, token = ids[name]
@@ -200,3 +201,24 @@ def test_blocking_policy_fails_the_job_before_any_repo(family: Family, hub: HubS
     assert "License conflict, blocked by bob's policy" in job["error"]
     assert "must begin with \"Llama\"" in job["error"]  # the naming rule of Llama 3.1: bob/tuned-… breaks it
     assert not hub.api("bob").repo_exists(job["spec"]["output_repo"])
+
+
+def test_blocking_policy_refuses_the_job_at_submission(family: Family, hub: HubServer) -> None:
+    """Under a blocking policy a doomed fine-tune is refused before it queues (no training wasted)."""
+    _set_policy(hub, "bob", license_on_conflict="block")
+    try:
+        spec = _spec(family.base, family.data, f"bob/tuned-again-{uuid.uuid4().hex[:6]}")
+        r = httpx.post(f"{hub.url}/api/commons/jobs", json={"kind": "finetune", "spec": spec},
+                       headers={"authorization": f"Bearer {hub.tokens['bob']}"})
+        assert r.status_code == 403, r.text
+        assert "refused before the job runs" in r.json()["error"]
+        assert "must begin with \"Llama\"" in r.json()["error"]
+        named = _spec(family.base, family.data, f"bob/Llama-tuned-{uuid.uuid4().hex[:6]}")
+        r = httpx.post(f"{hub.url}/api/commons/jobs", json={"kind": "finetune", "spec": named},
+                       headers={"authorization": f"Bearer {hub.tokens['bob']}"})
+        assert r.status_code == 200, r.text  # a name that follows the rule is accepted
+        httpx.post(f"{hub.url}/api/commons/jobs/{r.json()['id']}/cancel",
+                   headers={"authorization": f"Bearer {hub.tokens['bob']}"})
+    finally:
+        _set_policy(hub, "bob", license_on_conflict="warn")
+
