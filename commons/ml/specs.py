@@ -161,16 +161,14 @@ class FinetuneSpec:
         return f"LoRA fine-tune of {self.base.repo_id} on {self.dataset.repo_id}"
 
     def validate(self, pinned: bool = True) -> None:
-        if self.spec_version != SPEC_VERSION:
-            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        _check_version(self.spec_version)
         self.base.validate(pinned)
         self.dataset.validate(pinned)
         if self.base.repo_type != "model":
             raise SpecError("base must be a model repo")
         if self.dataset.repo_type != "dataset":
             raise SpecError("dataset must be a dataset repo")
-        if self.output_repo is not None and not _REPO_ID.match(self.output_repo):
-            raise SpecError(f"invalid output repo id {self.output_repo!r}")
+        _check_output(self.output_repo)
         self.recipe.validate()
 
     def to_json(self) -> dict[str, Any]:
@@ -181,19 +179,12 @@ class FinetuneSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FinetuneSpec:
         """Build and validate a spec from JSON; errors name the offending field."""
-        data = dict(data)
-        kind = data.pop("kind", cls.kind)
-        if kind != cls.kind:
-            raise SpecError(f"not a {cls.kind} spec: kind {kind!r}")
+        data = _without_kind(cls, data)
         try:
             base = _build(RepoInput, {"repo_type": "model", **_mapping(data.pop("base", None), "base")})
             dataset = _build(RepoInput, {"repo_type": "dataset", **_mapping(data.pop("dataset", None), "dataset")})
             recipe_data = dict(_mapping(data.pop("recipe", {}) or {}, "recipe"))
-            if "target_modules" in recipe_data:
-                modules = recipe_data["target_modules"]
-                if isinstance(modules, str):
-                    modules = [m.strip() for m in modules.split(",") if m.strip()]
-                recipe_data["target_modules"] = tuple(str(m) for m in modules)
+            _name_list(recipe_data, "target_modules", "LoraRecipe")
             recipe = _build(LoraRecipe, recipe_data)
             spec: FinetuneSpec = _build(cls, {**data, "base": base, "dataset": dataset, "recipe": recipe})
         except TypeError as exc:
@@ -298,8 +289,7 @@ class EvalSpec:
         return f"Evaluate {self.model.repo_id} on {', '.join(t.name for t in self.tasks)}"
 
     def validate(self, pinned: bool = True) -> None:
-        if self.spec_version != SPEC_VERSION:
-            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        _check_version(self.spec_version)
         self.model.validate(pinned)
         if self.model.repo_type != "model":
             raise SpecError("model must be a model repo")
@@ -325,10 +315,7 @@ class EvalSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any], pinned: bool = True) -> EvalSpec:
         """Build and validate a spec from JSON; errors name the offending field."""
-        data = dict(data)
-        kind = data.pop("kind", cls.kind)
-        if kind != cls.kind:
-            raise SpecError(f"not an {cls.kind} spec: kind {kind!r}")
+        data = _without_kind(cls, data)
         raw_tasks = data.pop("tasks", None)
         if not isinstance(raw_tasks, list):
             raise SpecError("tasks must be a list of {name, dataset}")
@@ -407,13 +394,11 @@ class QuantizeSpec:
         return f"Quantize {self.base.repo_id} to {', '.join(self.recipe.variants)}"
 
     def validate(self, pinned: bool = True) -> None:
-        if self.spec_version != SPEC_VERSION:
-            raise SpecError(f"spec_version {self.spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+        _check_version(self.spec_version)
         self.base.validate(pinned)
         if self.base.repo_type != "model":
             raise SpecError("base must be a model repo")
-        if self.output_repo is not None and not _REPO_ID.match(self.output_repo):
-            raise SpecError(f"invalid output repo id {self.output_repo!r}")
+        _check_output(self.output_repo)
         self.recipe.validate()
 
     def to_json(self) -> dict[str, Any]:
@@ -423,20 +408,11 @@ class QuantizeSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QuantizeSpec:
-        data = dict(data)
-        kind = data.pop("kind", cls.kind)
-        if kind != cls.kind:
-            raise SpecError(f"not a {cls.kind} spec: kind {kind!r}")
+        data = _without_kind(cls, data)
         try:
             base = _build(RepoInput, {"repo_type": "model", **_mapping(data.pop("base", None), "base")})
             recipe_data = dict(_mapping(data.pop("recipe", {}) or {}, "recipe"))
-            if "variants" in recipe_data:
-                variants = recipe_data["variants"]
-                if isinstance(variants, str):
-                    variants = [v.strip() for v in variants.split(",") if v.strip()]
-                if not isinstance(variants, list | tuple):
-                    raise SpecError("QuantizeRecipe.variants: expected a list or a comma-separated string")
-                recipe_data["variants"] = tuple(str(v) for v in variants)
+            _name_list(recipe_data, "variants", "QuantizeRecipe")
             recipe = _build(QuantizeRecipe, recipe_data)
             spec: QuantizeSpec = _build(cls, {**data, "base": base, "recipe": recipe})
         except TypeError as exc:
@@ -482,6 +458,38 @@ def parse_spec(kind: str, data: dict[str, Any]) -> JobSpec:
         raise SpecError(f"unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
     spec: JobSpec = spec_type.from_json({**data, "kind": kind})
     return spec
+
+
+def _check_version(spec_version: int) -> None:
+    if spec_version != SPEC_VERSION:
+        raise SpecError(f"spec_version {spec_version} is not supported (this Commons reads {SPEC_VERSION})")
+
+
+def _check_output(output_repo: str | None) -> None:
+    if output_repo is not None and not _REPO_ID.match(output_repo):
+        raise SpecError(f"invalid output repo id {output_repo!r}")
+
+
+def _without_kind(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `data` without its `kind`, which must be `cls.kind` (or absent)."""
+    data = dict(data)
+    kind = data.pop("kind", cls.kind)
+    if kind != cls.kind:
+        article = "an" if cls.kind[0] in "aeiou" else "a"
+        raise SpecError(f"not {article} {cls.kind} spec: kind {kind!r}")
+    return data
+
+
+def _name_list(values: dict[str, Any], key: str, owner: str) -> None:
+    """`values[key]` as a tuple of names: a list, or a comma-separated string as CLIs give it."""
+    if key not in values:
+        return
+    given = values[key]
+    if isinstance(given, str):
+        given = [v.strip() for v in given.split(",") if v.strip()]
+    if not isinstance(given, list | tuple):
+        raise SpecError(f"{owner}.{key}: expected a list or a comma-separated string")
+    values[key] = tuple(str(v) for v in given)
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:
