@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from commons.accounts.actors import Actor
 from commons.accounts.permissions import can_see
 from commons.accounts.users import get_user
 from commons.api.audit import audit
@@ -19,7 +20,7 @@ from commons.api.hf.schemas import iso
 from commons.errors import InvalidRequest, Unauthorized
 from commons.hub import likes
 from commons.hub.ids import RepoRef, RepoType
-from commons.hub.repos import Need
+from commons.hub.repos import Need, Repos
 
 router = APIRouter()
 PREFIX = "/api/{repo_type}/{namespace}/{name}"
@@ -29,26 +30,26 @@ def _ref(repo_type: str, namespace: str, name: str) -> RepoRef:
     return RepoRef.parse(RepoType.from_plural(repo_type), f"{namespace}/{name}")
 
 
+def _set_like(request: Request, ref: RepoRef, actor: Actor | None, repos: Repos, liked: bool) -> dict[str, Any]:
+    if actor is None:
+        raise Unauthorized(f"You must be authenticated to {'like' if liked else 'unlike'} a repo")
+    repo = repos.get(actor, ref, Need.DISCUSS)
+    changed = (likes.like if liked else likes.unlike)(repos.session, actor.user_id, repo)
+    audit(request, "repo.like" if liked else "repo.unlike", f"{repo.type}:{repo.repo_id}", repo.namespace,
+          changed=changed)
+    return {"liked": liked, "likes": repo.likes}
+
+
 @router.post(PREFIX + "/like")
 def like_repo(request: Request, repo_type: str, namespace: str, name: str, actor: ActorDep,
               repos: ReposDep) -> dict[str, Any]:
-    if actor is None:
-        raise Unauthorized("You must be authenticated to like a repo")
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
-    changed = likes.like(repos.session, actor.user_id, repo)
-    audit(request, "repo.like", f"{repo.type}:{repo.repo_id}", repo.namespace, changed=changed)
-    return {"liked": True, "likes": repo.likes}
+    return _set_like(request, _ref(repo_type, namespace, name), actor, repos, liked=True)
 
 
 @router.delete(PREFIX + "/like")
 def unlike_repo(request: Request, repo_type: str, namespace: str, name: str, actor: ActorDep,
                 repos: ReposDep) -> dict[str, Any]:
-    if actor is None:
-        raise Unauthorized("You must be authenticated to unlike a repo")
-    repo = repos.get(actor, _ref(repo_type, namespace, name), Need.DISCUSS)
-    changed = likes.unlike(repos.session, actor.user_id, repo)
-    audit(request, "repo.unlike", f"{repo.type}:{repo.repo_id}", repo.namespace, changed=changed)
-    return {"liked": False, "likes": repo.likes}
+    return _set_like(request, _ref(repo_type, namespace, name), actor, repos, liked=False)
 
 
 @router.get(PREFIX + "/likers")
