@@ -6,33 +6,12 @@ Screenshots go to `test-artifacts/screenshots/`. Needs Debian's chromium (`/usr/
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.hubserver import HubServer
-from tests.web.conftest import PASSWORD
-
-CHROMIUM = os.environ.get("COMMONS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DESKTOP = {"width": 1360, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+from tests.web.conftest import DESKTOP, PASSWORD, PHONE
 
 
 def test_sign_in_read_discuss_and_merge(browser: Any, hub: HubServer, passwords: None, model: str,

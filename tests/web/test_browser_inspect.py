@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.hubserver import HubServer
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import DESKTOP, PHONE, browser  # noqa: F401 - the module's Chromium fixture
+from tests.web.conftest import DESKTOP, PASSWORD, PHONE
 from tests.web.test_inspect import safetensors_bytes
 
 LAYERS = 30
@@ -56,7 +55,7 @@ def instructions_parquet(rows: int) -> bytes:
     return out.getvalue()
 
 
-def test_inspect_weights_and_page_through_a_dataset(browser: Any, hub: HubServer, passwords: None,  # noqa: F811
+def test_inspect_weights_and_page_through_a_dataset(browser: Any, hub: HubServer, passwords: None,
                                                     repo_name: str, screenshots: Path) -> None:
     from huggingface_hub import CommitOperationAdd
     from playwright.sync_api import expect

@@ -8,27 +8,14 @@ The job runs in the worker inside the `hub` server (`commons serve`). Screenshot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.hubserver import HubServer
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARGS, CHROMIUM, DESKTOP, PHONE
+from tests.web.conftest import DESKTOP, PASSWORD, PHONE
 from tests.web.test_jobs_pages import STEPS, upload_tiny_inputs
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_fine_tune_from_the_model_page(browser: Any, hub: HubServer, passwords: None, screenshots: Path) -> None:

@@ -14,8 +14,7 @@ from huggingface_hub import CommitOperationAdd
 from commons.policy import Edge, EdgeSource, EdgeStatus, Lineage, Relation, RepoNode, dataset, model
 from commons.web.lineage_graph import NODE_H, NODE_W, EdgeLook, layout_lineage
 from tests.hubserver import HubServer
-from tests.web.conftest import Web
-from tests.web.test_browser import DESKTOP, browser  # noqa: F401 - the module's Chromium fixture
+from tests.web.conftest import DESKTOP, Web
 
 
 def _card(**fields: object) -> bytes:
@@ -130,7 +129,7 @@ def test_private_ancestors_stay_private(hub: HubServer, anon: Web, repo_name: st
     assert "outside this hub" in anon.get(f"/{child}/license").text
 
 
-def test_graph_renders_in_a_browser(browser: Any, hub: HubServer, tree: dict[str, str],  # noqa: F811
+def test_graph_renders_in_a_browser(browser: Any, hub: HubServer, tree: dict[str, str],
                                     screenshots: Path) -> None:
     """Real Chromium: no CSP or console errors, every box drawn, the legend beside it."""
     context = browser.new_context(viewport=DESKTOP, base_url=hub.url)

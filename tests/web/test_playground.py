@@ -5,8 +5,6 @@ Needs Debian's chromium and playwright (skipped without them, as tests/web/test_
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +14,6 @@ from tests.hubserver import HubServer
 from tests.serving.conftest import ModelServer, tiny_chat_model
 from tests.web.conftest import PASSWORD
 
-CHROMIUM = os.environ.get("COMMONS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = "alice/playground-tiny"
 # Counts the changes the chat log goes through, to tell a stream from one late write.
 OBSERVE = """() => {
@@ -26,17 +21,6 @@ OBSERVE = """() => {
   new MutationObserver(() => { window.__updates += 1; })
     .observe(document.getElementById('chat-log'), {subtree: true, childList: true, characterData: true});
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
