@@ -6,12 +6,11 @@ by content address (sha256 or git oid), so a page view after the first costs no 
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import String, cast, select
 
@@ -22,6 +21,7 @@ from commons.fit.estimate import Fit, Machine, Shape, fit, precision_table
 from commons.fit.variants import gguf_variant, safetensors_variant, shape_from_config
 from commons.hub.gitrepo import GitRepo
 from commons.hub.ids import RepoRef, RepoType
+from commons.hub.reading import open_file
 from commons.hub.repos import Need, Repos
 from commons.hub.trees import FileInfo, list_files
 from commons.scanning.gguf import GgufError, GgufHeader, read_gguf_header
@@ -77,12 +77,6 @@ class _HeaderCache:
 _headers = _HeaderCache(_CACHE_SIZE)
 
 
-def _open(repos: Repos, git: GitRepo, info: FileInfo) -> BinaryIO:
-    if info.lfs is not None:
-        return repos.storage.blobs.open(info.lfs.sha256)
-    return io.BytesIO(git.read_blob(info.oid))
-
-
 def _header(repos: Repos, git: GitRepo, info: FileInfo) -> GgufHeader | SafetensorsHeader | None:
     key = info.lfs.sha256 if info.lfs is not None else info.oid
     cached = _headers.get(key)
@@ -90,7 +84,7 @@ def _header(repos: Repos, git: GitRepo, info: FileInfo) -> GgufHeader | Safetens
         return cached if cached != "bad" else None
     header: GgufHeader | SafetensorsHeader | None
     try:
-        with _open(repos, git, info) as fh:
+        with open_file(repos.storage, git, info) as fh:
             header = (read_gguf_header(fh, info.size) if info.path.endswith(".gguf")
                       else read_safetensors_header(fh, info.size))
     except (GgufError, SafetensorsError, OSError):
