@@ -10,6 +10,7 @@ writes for `LlamaForCausalLM`:
 
 Tensor types per variant ("file type"):
 
+    F32    every tensor F32: lossless, the source `commons.ml.gguf_llamacpp` hands to llama.cpp's quantizer
     F16    2-D weights F16, 1-D (norms) F32
     Q8_0   2-D weights Q8_0 (blocks of 32: one f16 scale, 32 int8), norms F32
     Q4_0   2-D weights Q4_0 (blocks of 32: one f16 scale, 32 4-bit), except the token embedding / output
@@ -44,6 +45,7 @@ Progress = Callable[[int, int, str], None]
 
 # Variant name -> (llama.cpp LlamaFileType, tensor type for 2-D weights, tensor type for the embedding/output).
 FILE_TYPES: dict[str, tuple[int, str, str]] = {
+    "F32": (0, "F32", "F32"),
     "F16": (1, "F16", "F16"),
     "Q8_0": (7, "Q8_0", "Q8_0"),
     "Q4_0": (2, "Q4_0", "Q8_0"),
