@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["K_QUANTS", "LLAMA_CPP_TYPES", "LlamaCppQuantizeError", "available", "quantize", "tensor_types"]
+__all__ = ["K_QUANTS", "LLAMA_CPP_TYPES", "PACKAGE", "LlamaCppQuantizeError", "available", "quantize", "tensor_types"]
 
 # Variant name -> llama.cpp's `llama_ftype` constant name (llama-cpp-python exports them).
 LLAMA_CPP_TYPES: dict[str, str] = {

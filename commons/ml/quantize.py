@@ -2,6 +2,7 @@
 
     workdir/inputs/base/            the float model at its commit (materialised by the caller)
     workdir/output/NAME-F16.gguf    GGUF variants for llama.cpp / llama-cpp-python / Ollama
+    workdir/gguf-f32/NAME-F32.gguf  lossless export llama.cpp's quantizer reads for the K-quants (not published)
     workdir/output/int8/, int4/     torchao weight-only checkpoints: from_pretrained(repo, subfolder="int8")
     workdir/output/quality.json     the quality report the card shows, machine-readable
     workdir/output/README.md        card: base_model + base_model_relation: quantized, the report
@@ -12,25 +13,31 @@ agreement with the source, both in transformers on CPU. A GGUF is read back with
 to float32 and loaded into the source architecture, so its figures measure the *quantization error*
 of the file, not llama.cpp's kernels (which also round activations to 8 bits for Q8_0/Q4_0 dot
 products). Its tokens/s is measured only when llama-cpp-python is installed.
+
+F16, Q8_0 and Q4_0 are written by `commons.ml.gguf_export` (byte for byte what llama.cpp's own quantizer
+writes from the same weights: docs/quantization.md); the K-quants by llama.cpp itself
+(`commons.ml.gguf_llamacpp`), from our F32 export, so they need llama-cpp-python.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from commons.ml import quant_card, quantize_eval, quantize_torchao
+from commons.ml import gguf_llamacpp, quant_card, quantize_eval, quantize_torchao
 from commons.ml.checks import InputError
 from commons.ml.events import Reporter
 from commons.ml.provenance import hardware, write_provenance
 from commons.ml.specs import QuantizeSpec
 
-GGUF_VARIANTS = ("F16", "Q8_0", "Q4_0")
+GGUF_VARIANTS = ("F16", "Q8_0", "Q4_0")  # written by commons.ml.gguf_export
+LLAMA_CPP_VARIANTS = gguf_llamacpp.K_QUANTS  # written by llama.cpp's quantizer from our F32 export
 QUALITY_FILE = "quality.json"
 
 
@@ -67,7 +74,11 @@ def run_quantize(spec: QuantizeSpec, workdir: Path, reporter: Reporter, job: dic
     # 1) check what does not need the weights
     reporter.phase("check")
     config = _check_source(base_dir, spec)
-    wants_gguf = [v for v in recipe.variants if v in GGUF_VARIANTS]
+    wants_gguf = [v for v in recipe.variants if v in GGUF_VARIANTS + LLAMA_CPP_VARIANTS]
+    wants_llama_cpp = [v for v in recipe.variants if v in LLAMA_CPP_VARIANTS]
+    if wants_llama_cpp and not gguf_llamacpp.available():  # the spec check, again where the job runs
+        raise InputError(f"{', '.join(wants_llama_cpp)} need llama.cpp's quantizer: the {gguf_llamacpp.PACKAGE} "
+                         "package is not installed on the machine running the job")
     if wants_gguf:
         _check_gguf_exportable(base_dir, spec.base.repo_id)
     try:
@@ -94,18 +105,22 @@ def run_quantize(spec: QuantizeSpec, workdir: Path, reporter: Reporter, job: dic
     reporter.phase("quantize")
     out.mkdir(parents=True, exist_ok=True)
     rows: list[VariantReport] = []
-    for step, variant in enumerate(recipe.variants, start=1):
-        reporter.log(f"{variant}: writing")
-        if variant in GGUF_VARIANTS:
-            row = _gguf_variant(variant, base_dir, out, spec.base.repo_id, source, ids, window, reference, prompt,
-                                recipe)
-        else:
-            row = _torchao_variant(variant, base_dir, out, source, ids, window, reference, prompt, recipe)
-        rows.append(row)
-        speed = f"{row.tokens_per_s:.1f} tok/s" if row.tokens_per_s is not None else "no runtime"
-        reporter.log(f"{variant}: {row.size_bytes / 1e6:.1f} MB, perplexity {row.perplexity:.3f} "
-                     f"({row.perplexity_change_pct:+.2f} %), agreement {100 * row.agreement:.1f} %, {speed}")
-        reporter.progress(step, len(recipe.variants), perplexity=round(row.perplexity, 4))
+    scratch = workdir / "gguf-f32"
+    try:
+        for step, variant in enumerate(recipe.variants, start=1):
+            reporter.log(f"{variant}: writing")
+            if variant in GGUF_VARIANTS or variant in LLAMA_CPP_VARIANTS:
+                row = _gguf_variant(variant, base_dir, out, scratch, spec.base.repo_id, source, ids, window,
+                                    reference, prompt, recipe)
+            else:
+                row = _torchao_variant(variant, base_dir, out, source, ids, window, reference, prompt, recipe)
+            rows.append(row)
+            speed = f"{row.tokens_per_s:.1f} tok/s" if row.tokens_per_s is not None else "no runtime"
+            reporter.log(f"{variant}: {row.size_bytes / 1e6:.1f} MB, perplexity {row.perplexity:.3f} "
+                         f"({row.perplexity_change_pct:+.2f} %), agreement {100 * row.agreement:.1f} %, {speed}")
+            reporter.progress(step, len(recipe.variants), perplexity=round(row.perplexity, 4))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     # 4) report, card, provenance
     reporter.phase("save")
@@ -173,13 +188,23 @@ def _check_gguf_exportable(base_dir: Path, repo_id: str) -> None:
                          "only the torchao ones)") from None
 
 
-def _gguf_variant(variant: str, base_dir: Path, out: Path, repo_id: str, source: Any, ids: Any, window: int,
-                  reference: quantize_eval.Scores, prompt: Any, recipe: Any) -> VariantReport:
+def _gguf_variant(variant: str, base_dir: Path, out: Path, scratch: Path, repo_id: str, source: Any, ids: Any,
+                  window: int, reference: quantize_eval.Scores, prompt: Any, recipe: Any) -> VariantReport:
     from commons.ml.gguf_export import export_gguf
 
     name = repo_id.split("/")[-1]
     filename = f"{name}-{variant}.gguf"
-    report = export_gguf(base_dir, out / filename, variant, name=name, source_repo=repo_id)
+    if variant in LLAMA_CPP_VARIANTS:
+        lossless = scratch / f"{name}-F32.gguf"  # written once, shared by the K-quants of this job
+        if not lossless.is_file():
+            export_gguf(base_dir, lossless, "F32", name=name, source_repo=repo_id)
+        tensor_types = gguf_llamacpp.quantize(lossless, out / filename, variant, threads=recipe.num_threads
+                                              ).tensor_types
+        how = "; quantized by llama.cpp (llama_model_quantize) from a lossless F32 export"
+    else:
+        tensor_types, how = export_gguf(base_dir, out / filename, variant, name=name, source_repo=repo_id
+                                        ).tensor_types, ""
+    size = (out / filename).stat().st_size
     model = gguf_as_torch(out / filename, source)
     scores = quantize_eval.score(model, ids, window)
     del model
@@ -188,10 +213,10 @@ def _gguf_variant(variant: str, base_dir: Path, out: Path, repo_id: str, source:
         speed = quantize_eval.llama_cpp_tokens_per_s(str(out / filename), prompt[0].tolist(), recipe.decode_tokens,
                                                      recipe.num_threads)
         engine = "llama-cpp-python"
-    types = ", ".join(f"{k} ({v})" for k, v in sorted(report.tensor_types.items(), key=lambda kv: -kv[1]))
-    return VariantReport(variant, "gguf", filename, report.size, scores.perplexity,
+    types = ", ".join(f"{k} ({v})" for k, v in sorted(tensor_types.items(), key=lambda kv: -kv[1]))
+    return VariantReport(variant, "gguf", filename, size, scores.perplexity,
                          _change(scores.perplexity, reference.perplexity), scores.agreement(reference), speed,
-                         engine, f"tensor types: {types}")
+                         engine, f"tensor types: {types}{how}")
 
 
 def gguf_as_torch(path: Path, source: Any) -> Any:

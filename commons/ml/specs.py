@@ -12,6 +12,7 @@ to `workdir/output/` and a summary to `workdir/result.json`.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, Protocol
@@ -338,6 +339,8 @@ class EvalSpec:
 QUANT_VARIANTS = ("F16", "Q8_0", "Q4_0", "int8", "int4")
 """GGUF files (F16, Q8_0, Q4_0) for llama.cpp/Ollama, and torchao weight-only checkpoints (int8, int4)
 that `from_pretrained` loads from a subfolder."""
+QUANT_K_VARIANTS = ("Q4_K_M", "Q5_K_M", "Q6_K")
+"""GGUF K-quants, written by llama.cpp's own quantizer: only where llama-cpp-python is installed (not a default)."""
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,8 @@ class QuantizeRecipe:
     """Which variants to write and how to measure them."""
 
     variants: tuple[str, ...] = QUANT_VARIANTS
-    """Any of F16, Q8_0, Q4_0 (GGUF) and int8, int4 (torchao, transformers-loadable)."""
+    """Any of F16, Q8_0, Q4_0 (GGUF), Q4_K_M, Q5_K_M, Q6_K (GGUF by llama.cpp's quantizer) and int8, int4
+    (torchao, transformers-loadable)."""
     group_size: int | None = None
     """Weights per scale for int8/int4 (None: int8 takes the largest of 128, 64, 32 that divides every linear
     input, int4 takes 32, the block size of Q4_0)."""
@@ -359,10 +363,16 @@ class QuantizeRecipe:
     """CPU threads for torch (None: torch's default)."""
 
     def validate(self) -> None:
-        unknown = [v for v in self.variants if v not in QUANT_VARIANTS]
+        known = QUANT_VARIANTS + QUANT_K_VARIANTS
+        unknown = [v for v in self.variants if v not in known]
+        k_quants = [v for v in self.variants if v in QUANT_K_VARIANTS]
         checks: list[tuple[bool, str]] = [
             (len(self.variants) > 0, "variants must name at least one variant"),
-            (not unknown, f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(QUANT_VARIANTS)}"),
+            (not unknown, f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}"),
+            # Found, not imported: the server validates specs and loads no native library.
+            (not k_quants or importlib.util.find_spec("llama_cpp") is not None,
+             f"{', '.join(k_quants)} need llama.cpp's quantizer, and the llama-cpp-python package is not installed "
+             "here (pip install llama-cpp-python)"),
             (len(set(self.variants)) == len(self.variants), "variants must not repeat"),
             (self.group_size is None or self.group_size in (32, 64, 128, 256), "group_size must be 32, 64, 128 or 256"),
             (self.eval_tokens >= 16, "eval_tokens must be at least 16"),
