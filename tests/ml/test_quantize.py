@@ -4,8 +4,10 @@ report, GGUF files, and the torchao int8/int4 variants loaded with `from_pretrai
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ pytest.importorskip("torchao")
 pytest.importorskip("gguf")
 
 VARIANTS = ["F16", "Q8_0", "Q4_0", "int8", "int4"]
+# A K-quant too where llama.cpp's quantizer is installed (CI): the job hands our F32 export to it.
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+JOB_VARIANTS = VARIANTS + (["Q4_K_M"] if HAS_LLAMA_CPP else [])
 
 
 @dataclass
@@ -58,7 +63,7 @@ def quantized(hub: HubServer) -> Iterator[Quantized]:
     api.upload_folder(folder_path=source_dir, repo_id=base)
     services = build_services(Settings(home=hub.home, database_url=hub.database_url))
     job_id = _submit(services, {"base": {"repo_id": base}, "output_repo": output,
-                                "recipe": {"variants": VARIANTS, "eval_tokens": 384, "eval_window": 128,
+                                "recipe": {"variants": JOB_VARIANTS, "eval_tokens": 384, "eval_window": 128,
                                            "decode_tokens": 4, "num_threads": 1}})
     Worker(services, fast_options(work_root=root / "work")).run_once()
     yield Quantized(services, job_row(services, job_id), base, output, source_dir)
@@ -102,7 +107,7 @@ def test_quality_report_orders_the_variants(quantized: Quantized, hub: HubServer
     hurts far more than it hurts a trained model: the bounds here are for ordering, not for quality."""
     report = json.loads(_download(hub, quantized.output, "quality.json").read_text())
     rows = {r["variant"]: r for r in report["variants"]}
-    assert list(rows) == VARIANTS
+    assert list(rows) == JOB_VARIANTS
     assert report["held_out"]["scored_tokens"] > 300 and report["source"]["tokens_per_s"] > 0
     assert abs(rows["F16"]["perplexity_change_pct"]) < 0.1 and rows["F16"]["agreement"] > 0.99
     for variant in ("Q8_0", "int8"):
@@ -135,6 +140,33 @@ def test_torchao_variants_load_through_hf_endpoint_and_generate(quantized: Quant
     assert out.shape[1] == ids.shape[1] + 6
 
 
+def test_k_quant_variant_is_llama_cpp_s_and_loads(quantized: Quantized, hub: HubServer) -> None:
+    """Q4_K_M: written by llama.cpp's quantizer, our metadata kept, measured like the others, loads in llama.cpp
+    and chats with the template from its metadata. (This model's rows of 64/128 weights do not split into
+    K-quant super-blocks of 256, so llama.cpp falls back to Q5_0/Q8_0 as llama-quantize does;
+    tests/ml/test_gguf_export.py checks real K blocks on a wider model.)"""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: no K-quant variant")
+    from gguf import GGUFReader
+
+    name = quantized.base.split("/")[1]
+    report = json.loads(_download(hub, quantized.output, "quality.json").read_text())
+    row = {r["variant"]: r for r in report["variants"]}["Q4_K_M"]
+    assert row["format"] == "gguf" and row["path"] == f"{name}-Q4_K_M.gguf"
+    assert "quantized by llama.cpp" in row["detail"] and "Q5_0" in row["detail"]
+    assert row["agreement"] > 0.3 and abs(row["perplexity_change_pct"]) < 50
+    files = hub.api("alice").list_repo_files(quantized.output)
+    assert not [f for f in files if "F32" in f]  # the lossless scratch export is not published
+    path = _download(hub, quantized.output, row["path"])
+    meta = {k: f.contents() for k, f in GGUFReader(path).fields.items()}
+    assert meta["general.file_type"] == llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    assert meta["general.source.repo_url"] == quantized.base
+    assert meta["tokenizer.chat_template"] and meta["tokenizer.ggml.pre"] == "gpt-2"
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=128, verbose=False)
+    reply = llm.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=4, temperature=0.0)
+    assert reply["usage"]["completion_tokens"] >= 1
+    llm.close()
+
+
 def test_unexportable_model_fails_before_writing_anything(quantized: Quantized, hub: HubServer) -> None:
     """A WordLevel tokenizer has no GGUF equivalent: the job fails as bad input and leaves no repo."""
     from tests.jobs.tiny import tiny_llama
@@ -165,6 +197,18 @@ def test_spec_validation() -> None:
                          ({"group_size": 48}, "group_size"), ({"eval_tokens": 2}, "eval_tokens")):
         with pytest.raises(SpecError, match=message):
             parse_spec("quantize", {"base": {"repo_id": "a/b", "revision": sha}, "output_repo": "a/c", "recipe": bad})
+
+
+def test_k_quants_are_refused_at_submission_without_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No llama-cpp-python, no K-quant: the spec fails validation naming the package, before any job runs."""
+    from commons.ml.specs import SpecError, parse_spec
+
+    spec = {"base": {"repo_id": "a/b", "revision": "a" * 40}, "output_repo": "a/c",
+            "recipe": {"variants": ["Q8_0", "Q4_K_M", "Q6_K"]}}
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what Python does for a package that is not there
+    with pytest.raises(SpecError, match=r"Q4_K_M, Q6_K need llama\.cpp.s quantizer.*llama-cpp-python"):
+        parse_spec("quantize", spec)
+    parse_spec("quantize", {**spec, "recipe": {"variants": ["Q8_0", "Q4_0"]}})  # the rest needs nothing extra
 
 
 def test_cli_queues_a_quantize_job_as_the_readme_shows(quantized: Quantized, hub: HubServer,
