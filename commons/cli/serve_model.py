@@ -19,6 +19,9 @@ def serve_model(
     port: int = typer.Option(8100, help="Port to listen on."),
     dtype: str = typer.Option("float32", help="transformers engine: float32 or bfloat16."),
     precision: str = typer.Option("int4", help="onnx engine: int4 (block-wise, 32) or fp32."),
+    gguf_type: str = typer.Option("", help="llamacpp engine: which of the repo's GGUF files (e.g. Q4_K_M), or the "
+                                           "type a checkpoint is exported to (Q8_0 by default, Q4_0, F16)."),
+    context: int = typer.Option(2048, min=16, help="llamacpp engine: tokens of context per request."),
     max_batch: int = typer.Option(8, min=1, help="Most requests decoded together."),
     anonymous: bool = typer.Option(False, help="Let requests without a token in (public repos only)."),
 ) -> None:
@@ -38,8 +41,9 @@ def serve_model(
     chosen = choose(engine, files.model_dir, files.adapter_dir)
     typer.echo(f"loading {files.repo_id}@{files.commit[:12]} with the {chosen} engine"
                + (f" (adapter on {files.base})" if files.base else ""), err=True)
-    loaded = load_engine(chosen, files.model_dir, files.adapter_dir, settings.home / "serving" / "onnx",
-                         EngineOptions(dtype=dtype, precision=precision, max_batch=max_batch))
+    loaded = load_engine(chosen, files.model_dir, files.adapter_dir, settings.home / "serving",
+                         EngineOptions(dtype=dtype, precision=precision, gguf_type=gguf_type or None,
+                                       context=context, max_batch=max_batch))
     batcher = Batcher(loaded)
     served = Served(model=files.repo_id, repo_id=files.repo_id, commit=files.commit,
                     owner=files.repo_id.split("/")[0], created=int(time.time()))

@@ -1,8 +1,11 @@
 """Concurrent requests in, batches out: one thread feeds the engine, requests wait on asyncio queues.
 
-Requests that arrive while a batch runs wait for the next one; the batcher takes every waiting
-request whose sampling can share a batch (the engine's `batch_key`) up to the engine's
-`max_batch`. Stop strings, `max_tokens`, EOS and incremental detokenisation are decided here, the
+Two ways to drive an engine. A continuous engine (llama.cpp) is stepped: before every step the
+batcher admits waiting requests into free slots, after it drops the finished ones, so a request
+starts at the next step and leaves when it is done. A batch engine (transformers, ONNX Runtime
+GenAI, vLLM's offline API) runs whole batches: requests that arrive while one runs wait for the
+next, which takes every waiting request whose sampling can share a batch (the engine's `batch_key`)
+up to the engine's `max_batch`. Stop strings, `max_tokens`, EOS and incremental detokenisation are decided here, the
 same for every engine, so engines only decode.
 """
 
@@ -15,8 +18,9 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
-from commons.serving.engine import Engine, SamplingParams
+from commons.serving.engine import AnyEngine, ContinuousEngine, Engine, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,7 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 class Batcher:
     """Runs the engine in one thread; `submit` and `Request.events` are called from the event loop."""
 
-    def __init__(self, engine: Engine, gather_s: float = 0.005, gather_max_s: float = 0.05) -> None:
+    def __init__(self, engine: AnyEngine, gather_s: float = 0.005, gather_max_s: float = 0.05) -> None:
         self.engine = engine
         self.stats = BatchStats()
         self._gather_s = gather_s
@@ -117,7 +121,8 @@ class Batcher:
         self._waiting: deque[Request] = deque()
         self._wake = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="commons-batcher", daemon=True)
+        run = self._run_continuous if getattr(engine, "continuous", False) else self._run
+        self._thread = threading.Thread(target=run, name="commons-batcher", daemon=True)
         self._thread.start()
 
     def submit(self, prompt: list[int], params: SamplingParams) -> Request:
@@ -134,6 +139,7 @@ class Batcher:
         self._thread.join(timeout=30)
 
     def _next_batch(self) -> list[Request] | None:
+        engine = cast(Engine, self.engine)
         with self._wake:
             while not self._waiting and not self._closed:
                 self._wake.wait()
@@ -145,20 +151,21 @@ class Batcher:
         while waited < self._gather_max_s:
             with self._wake:
                 count = len(self._waiting)
-            if count == seen or count >= self.engine.max_batch:
+            if count == seen or count >= engine.max_batch:
                 break
             seen = count
             time.sleep(self._gather_s)
             waited += self._gather_s
         with self._wake:
             first = self._waiting[0]
-            key = self.engine.batch_key(first.params)
-            batch = [r for r in self._waiting if self.engine.batch_key(r.params) == key][: self.engine.max_batch]
+            key = engine.batch_key(first.params)
+            batch = [r for r in self._waiting if engine.batch_key(r.params) == key][: engine.max_batch]
             for r in batch:
                 self._waiting.remove(r)
         return batch
 
     def _run(self) -> None:
+        engine = cast(Engine, self.engine)
         while (batch := self._next_batch()) is not None:
             rows = [_Row(r) for r in batch if not r.cancelled]
             if not rows:
@@ -168,8 +175,8 @@ class Batcher:
             self.stats.sizes[len(rows)] += 1
             self.stats.max_batch = max(self.stats.max_batch, len(rows))
             try:
-                self.engine.generate_batch([r.request.prompt for r in rows], [r.request.params for r in rows],
-                                           lambda tokens, rows=rows: self._step(rows, tokens))  # type: ignore[misc]
+                engine.generate_batch([r.request.prompt for r in rows], [r.request.params for r in rows],
+                                      lambda tokens, rows=rows: self._step(rows, tokens))  # type: ignore[misc]
             except Exception as exc:
                 log.exception("generation failed")
                 for row in rows:
@@ -183,21 +190,70 @@ class Batcher:
 
     def _step(self, rows: list[_Row], tokens: list[int]) -> list[bool]:
         for row, token in zip(rows, tokens, strict=True):
-            if row.done:
-                continue
-            if row.request.cancelled:
-                row.done = True
-                continue
-            if token in self.engine.eos_ids:
-                text = self.engine.decode(row.ids)  # send what was held back for a stop string
-                if len(text) > row.sent:
-                    row.send(Delta(text[row.sent:]))
-                self._finish(row, "stop")
-                continue
-            row.ids.append(token)
-            self.stats.generated_tokens += 1
-            self._advance(row)
+            self._take(row, token)
         return [row.done for row in rows]
+
+    def _take(self, row: _Row, token: int) -> None:
+        """One new token of one row: end it on EOS, a stop string, max_tokens or the context; else send text."""
+        if row.done:
+            return
+        if row.request.cancelled:
+            row.done = True
+            return
+        if token in self.engine.eos_ids:
+            text = self.engine.decode(row.ids)  # send what was held back for a stop string
+            if len(text) > row.sent:
+                row.send(Delta(text[row.sent:]))
+            self._finish(row, "stop")
+            return
+        row.ids.append(token)
+        self.stats.generated_tokens += 1
+        self._advance(row)
+
+    def _run_continuous(self) -> None:
+        engine = cast(ContinuousEngine, self.engine)
+        live: dict[int, _Row] = {}
+        while True:
+            with self._wake:
+                while not self._waiting and not live and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    break
+                admitted = []
+                while self._waiting and len(live) < engine.max_batch:
+                    request = self._waiting.popleft()
+                    if not request.cancelled:
+                        admitted.append(request)
+            for request in admitted:
+                row = _Row(request)
+                try:
+                    live[engine.admit(request.prompt, request.params)] = row
+                except Exception as exc:  # e.g. a prompt the engine refuses: that request fails alone
+                    log.exception("admission failed")
+                    row.done = True
+                    row.send(Failed(f"generation failed: {exc}"))
+                    continue
+                self.stats.requests += 1
+            try:
+                tokens = engine.step()
+            except Exception as exc:
+                log.exception("generation failed")
+                for slot, row in live.items():
+                    if not row.done:
+                        row.done = True
+                        row.send(Failed(f"generation failed: {exc}"))
+                    engine.release(slot)
+                live.clear()
+                continue
+            if tokens:
+                self.stats.batches += 1
+                self.stats.sizes[len(tokens)] += 1
+                self.stats.max_batch = max(self.stats.max_batch, len(tokens))
+            for slot, token in tokens.items():
+                self._take(live[slot], token)
+            for slot in [s for s, row in live.items() if row.done or row.request.cancelled]:
+                engine.release(slot)
+                del live[slot]
 
     def _advance(self, row: _Row) -> None:
         params = row.request.params

@@ -66,4 +66,37 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+class ContinuousEngine(Protocol):
+    """An engine whose batch changes between steps (continuous batching): requests join and leave at
+    any step instead of waiting for a running batch to end. Each slot samples with its own params."""
+
+    name: str
+    context_length: int
+    max_batch: int
+    eos_ids: frozenset[int]
+    continuous: bool  # True: the batcher checks this to choose how to drive the engine
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def admit(self, prompt: list[int], params: SamplingParams) -> int:
+        """Take a request into a free slot (at most `max_batch` at once); returns the slot."""
+        ...
+
+    def step(self) -> dict[int, int]:
+        """Advance every admitted slot by one decoding step; the new token of each slot that made one."""
+        ...
+
+    def release(self, slot: int) -> None:
+        """Drop a slot (finished or cancelled) and free its cache."""
+        ...
+
+    def close(self) -> None: ...
+
+
+AnyEngine = Engine | ContinuousEngine
+
 EngineFactory = Callable[[Path, "Path | None", dict[str, Any]], Engine]

@@ -1,4 +1,4 @@
-"""Choosing and loading an engine by name: `transformers`, `onnx`, `vllm`, or `auto`."""
+"""Choosing and loading an engine by name: `transformers`, `llamacpp`, `onnx`, `vllm`, or `auto`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from commons.serving.engine import Engine
+from commons.serving.engine import AnyEngine
 
-ENGINES = ("auto", "transformers", "onnx", "vllm")
+ENGINES = ("auto", "transformers", "llamacpp", "onnx", "vllm")
 # Architectures the ONNX Runtime GenAI builder exports (a subset of its list that we have checked
 # the export of, or that share Llama's layout).
 ONNX_ARCHITECTURES = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
@@ -20,38 +20,57 @@ ONNX_ARCHITECTURES = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2
 class EngineOptions:
     dtype: str = "float32"  # transformers
     precision: str = "int4"  # onnx
+    gguf_type: str | None = None  # llamacpp: which of the repo's GGUF files, or the type to export to
+    context: int = 2048  # llamacpp: tokens of context per request
     max_batch: int = 8
 
 
 def choose(requested: str, model_dir: Path, adapter_dir: Path | None) -> str:
-    """The engine `auto` stands for: vLLM on a GPU, else ONNX Runtime GenAI where it can export the model
-    (measured fastest on CPU, bench/serve.py), else transformers (any causal LM, any adapter)."""
+    """The engine `auto` stands for: vLLM on a GPU; else llama.cpp (continuous batching; measured
+    fastest on CPU with ONNX Runtime GenAI, bench/serve.py) for a GGUF repo or a Llama checkpoint;
+    else ONNX Runtime GenAI where its builder exports the model; else transformers (any causal LM,
+    any adapter)."""
     if requested != "auto":
         return requested
+    from commons.serving import llamacpp_engine
     from commons.serving.vllm_engine import available
 
     if available() is None:
         return "vllm"
-    architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
-    if adapter_dir is None and find_spec("onnxruntime_genai") is not None and \
-            set(architectures) & ONNX_ARCHITECTURES:
+    has_gguf = llamacpp_engine.pick_gguf_any(model_dir)
+    if has_gguf and not (model_dir / "config.json").exists():
+        return "llamacpp"  # a GGUF-only repo: nothing else here reads it
+    architectures = set(json.loads((model_dir / "config.json").read_text()).get("architectures") or [])
+    if adapter_dir is None and llamacpp_engine.available() is None and \
+            (has_gguf or "LlamaForCausalLM" in architectures):
+        return "llamacpp"
+    if adapter_dir is None and find_spec("onnxruntime_genai") is not None and architectures & ONNX_ARCHITECTURES:
         return "onnx"
     return "transformers"
 
 
 def load_engine(name: str, model_dir: Path, adapter_dir: Path | None, cache_dir: Path,
-                options: EngineOptions) -> Engine:
+                options: EngineOptions) -> AnyEngine:
     if name == "transformers":
         from commons.serving.transformers_engine import TransformersEngine
 
         return TransformersEngine(model_dir, adapter_dir, options.dtype, options.max_batch)
+    if name == "llamacpp":
+        if adapter_dir is not None:
+            raise ValueError("the llamacpp engine serves base models; use --engine transformers for a LoRA adapter")
+        from commons.serving import llamacpp_engine
+
+        if (why := llamacpp_engine.available()) is not None:
+            raise ValueError(why)
+        path = llamacpp_engine.model_file(model_dir, cache_dir / "gguf", options.gguf_type)
+        return llamacpp_engine.LlamaCppEngine(path, options.max_batch, options.context)
     if name == "onnx":
         if adapter_dir is not None:
             # The builder can fold an adapter in, but only from a local peft checkpoint of its own layout.
             raise ValueError("the onnx engine serves base models; use --engine transformers for a LoRA adapter")
         from commons.serving.onnx_engine import OnnxGenaiEngine
 
-        return OnnxGenaiEngine(model_dir, cache_dir, options.precision, options.max_batch)
+        return OnnxGenaiEngine(model_dir, cache_dir / "onnx", options.precision, options.max_batch)
     if name == "vllm":
         from commons.serving.vllm_engine import VllmEngine
 

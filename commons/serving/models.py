@@ -63,8 +63,8 @@ def resolve_model(services: Services, spec: str) -> ModelFiles:
     commit, folder = _materialised(services, repo_id, revision)
     adapter_config = folder / "adapter_config.json"
     if not adapter_config.exists():
-        if not (folder / "config.json").exists():
-            raise ValueError(f"{repo_id}@{commit[:12]} has neither config.json nor adapter_config.json: "
+        if not (folder / "config.json").exists() and not any(folder.glob("*.gguf")):
+            raise ValueError(f"{repo_id}@{commit[:12]} has no config.json, GGUF file or adapter_config.json: "
                              "not a model this server can load")
         return ModelFiles(repo_id, commit, folder, None, None)
     config = json.loads(adapter_config.read_text())

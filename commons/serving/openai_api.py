@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commons.serving.access import VIEWER_HEADER, VIEWER_SIG_HEADER, AccessDenied, ModelAccess
 from commons.serving.batcher import Batcher, Delta, Failed, Finished
-from commons.serving.engine import Engine, SamplingParams
+from commons.serving.engine import AnyEngine, SamplingParams
 
 MAX_STOPS = 4
 
@@ -116,7 +116,7 @@ def _param(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def create_app(engine: Engine, batcher: Batcher, served: Served, access: ModelAccess,
+def create_app(engine: AnyEngine, batcher: Batcher, served: Served, access: ModelAccess,
                on_ready: Callable[[], None] | None = None) -> FastAPI:
     """The app; `on_ready` runs once the server listens (it announces the server in the registry)."""
 
