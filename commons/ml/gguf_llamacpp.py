@@ -7,8 +7,8 @@ bits), its fallbacks for rows that do not split into 256-weight super-blocks (Q4
 Q5_K -> Q5_1, Q6_K -> Q8_0), and every metadata key of the input copied over (tokenizer, chat
 template, source repo) with `general.file_type` set to the new type.
 
-The same call quantizes Q8_0 / Q4_0, which is how `bench/gguf_llama_cpp.py` checks that our own
-Q8_0 / Q4_0 files are byte for byte what llama.cpp writes.
+The same call writes F16 / Q8_0 / Q4_0, which is how `bench/gguf_llama_cpp.py` and the tests check that
+our own F16 / Q8_0 / Q4_0 files are byte for byte what llama.cpp writes.
 
 llama-cpp-python is optional: `available()` says whether it is installed without importing it (the
 hub server validates specs and must not load native libraries or numpy).
@@ -29,6 +29,7 @@ __all__ = ["K_QUANTS", "LLAMA_CPP_TYPES", "PACKAGE", "LlamaCppQuantizeError", "a
 
 # Variant name -> llama.cpp's `llama_ftype` constant name (llama-cpp-python exports them).
 LLAMA_CPP_TYPES: dict[str, str] = {
+    "F16": "LLAMA_FTYPE_MOSTLY_F16",
     "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
     "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",

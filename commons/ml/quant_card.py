@@ -94,7 +94,9 @@ measured by a Commons quantize job.
   source's.
 - **GGUF rows measure the quantization error of the file**: its tensors are read back with `gguf`,
   dequantized to float32 and run in transformers. llama.cpp's own kernels add a little (they round
-  activations to 8 bits for Q8_0/Q4_0 products), which these figures do not include.
+  activations to 8 bits in quantized products), which these figures do not include. F16/Q8_0/Q4_0 files
+  are written by Commons and hold the same bytes llama.cpp's quantizer writes from the same weights;
+  K-quant files (Q4_K_M, Q5_K_M, Q6_K) are written by llama.cpp's quantizer itself.
 - **Decode tok/s**: greedy, batch 1, {machine['decode_tokens']} new tokens after the prompt, on the machine
   that ran the job ({machine['cpu']}, {machine['threads']} threads); "n/a" where no runtime for the format
   was installed. Speeds depend on that machine; sizes, perplexities and agreement do not.

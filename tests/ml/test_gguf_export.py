@@ -82,7 +82,7 @@ def llama_cpp_quantized(exported: dict[str, Path], tmp_path_factory: pytest.Temp
     pytest.importorskip("llama_cpp", reason=NO_LLAMA_CPP)
     folder = tmp_path_factory.mktemp("llama-cpp")
     return {ft: gguf_llamacpp.quantize(exported["F32"], folder / f"tiny-{ft}.gguf", ft, threads=1).path
-            for ft in ("Q8_0", "Q4_0")}
+            for ft in ("F16", "Q8_0", "Q4_0")}
 
 
 def _source_state(tiny: Path) -> dict[str, np.ndarray]:
@@ -191,8 +191,8 @@ def _meta(path: Path) -> dict[str, object]:
     return {k: f.contents() for k, f in GGUFReader(path).fields.items() if not k.startswith("GGUF.")}
 
 
-def test_our_q8_0_and_q4_0_are_what_llama_cpp_writes(exported: dict[str, Path],
-                                                       llama_cpp_quantized: dict[str, Path]) -> None:
+def test_our_f16_q8_0_and_q4_0_are_what_llama_cpp_writes(exported: dict[str, Path],
+                                                           llama_cpp_quantized: dict[str, Path]) -> None:
     """llama.cpp's quantizer, given the same weights (our F32 file), writes the same tensors byte for byte:
     the same types per tensor (its Q6_K for the tied embedding falls back to Q8_0 here, rows of 64 not being
     a multiple of 256), the same blocks (rounding, f16 scales), and the same metadata."""
@@ -221,7 +221,7 @@ def test_llama_cpp_loads_the_files_and_agrees(tiny: Path, exported: dict[str, Pa
                                               llama_cpp_quantized: dict[str, Path]) -> None:
     """llama.cpp itself loads F16, Q8_0 and Q4_0, tokenizes like transformers, and its last-position logits
     are as close to transformers float32 as they are on llama.cpp's own quantization of the same weights
-    (max |difference| / std(logits): ours <= its own x 1.05 + 0.001); F16 absolutely under 2 %. Against
+    (max |difference| / std(logits): ours <= its own x 1.05 + 0.001), and F16 absolutely under 2 %. Against
     the float source llama.cpp's kernels add their own error (8-bit activations in Q8_0/Q4_0 products),
     which is why the comparison is with llama.cpp's own file rather than with a guessed figure."""
     import llama_cpp
