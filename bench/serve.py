@@ -1,12 +1,15 @@
 """Decode tokens/s of the serving engines on the demo SmolLM2-135M-Instruct, direct and through the API.
 
 Rows, all measured in this run, interleaved rep by rep (medians printed):
-- every engine called directly (`Engine.generate_batch`, greedy, EOS ignored): transformers fp32 and
-  bf16 (the anchor), ONNX Runtime GenAI int4 and fp32, OpenVINO GenAI on the demo's Q4_1 GGUF, and
-  llama.cpp on the same GGUF when `llama_cpp` is importable; batch 1 and batch 4;
-- `commons serve-model` (engine `auto`) through the official `openai` client: 1 client, then 4 and 8
-  concurrent clients (aggregate completion tokens/s, end to end), against the same engine called
-  directly with the same batch (API overhead);
+- every engine called directly (greedy, EOS ignored): transformers fp32 (the anchor) and bf16,
+  ONNX Runtime GenAI int4, OpenVINO GenAI on the demo's Q4_1 GGUF, and our llama.cpp engine
+  (continuous batching) on the demo's Q4_1 GGUF and on our Q8_0 export, at batch 1 and 8; plus
+  llama-cpp-python's own `Llama.generate` on the same files (llama.cpp at the same precision);
+- `commons serve-model` (engine `auto`: llama.cpp on our Q8_0 export) through the official `openai`
+  client: 1, 4 and 8 concurrent clients (aggregate completion tokens/s, end to end), against the same
+  engine driven directly with the same batch (API overhead);
+- staggered arrivals: 8 clients starting 150 ms apart, time to first token and total time, for
+  `serve-model` with llama.cpp (continuous batching) and with ONNX Runtime GenAI (static batches);
 - the memory-bandwidth ceiling: read bandwidth (numpy sum over 512 MiB) / bytes of weights per token.
 
     .venv/bin/python bench/serve.py [--reps 3] [--tokens 64] [--skip-api]
@@ -54,6 +57,45 @@ def direct_rate(engine: Any, batch: int, tokens: int) -> float:
 
     engine.generate_batch(prompts, [SamplingParams(max_tokens=tokens, temperature=0)] * batch, on_step)
     return (len(stamps) - 1) * batch / (stamps[-1] - stamps[0])
+
+
+def continuous_rate(engine: Any, batch: int, tokens: int) -> float:
+    """Aggregate decode tokens/s of a continuous engine with `batch` rows: steps where every row got a
+    token, after the first such step, times rows / time."""
+    from commons.serving.engine import SamplingParams
+
+    slots = [engine.admit(engine.chat_prompt([{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]),
+                          SamplingParams(max_tokens=tokens, temperature=0)) for i in range(batch)]
+    stamps: list[float] = []
+    try:
+        while len(stamps) < tokens:
+            if len(engine.step()) == batch:
+                stamps.append(time.perf_counter())
+    finally:
+        for slot in slots:
+            engine.release(slot)
+    return (len(stamps) - 1) * batch / (stamps[-1] - stamps[0])
+
+
+def continuous_end_to_end(engine: Any, batch: int, tokens: int) -> float:
+    """Completion tokens/s of `batch` requests admitted together, prefill included, EOS honoured."""
+    from commons.serving.engine import SamplingParams
+
+    t0 = time.perf_counter()
+    produced = {engine.admit(engine.chat_prompt([{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]),
+                             SamplingParams(max_tokens=tokens, temperature=0)): 0 for i in range(batch)}
+    live = set(produced)
+    while live:
+        for slot, token in engine.step().items():
+            if token in engine.eos_ids:
+                live.discard(slot)
+                continue
+            produced[slot] += 1
+            if produced[slot] >= tokens:
+                live.discard(slot)
+        for slot in [s for s in produced if s not in live]:
+            engine.release(slot)
+    return sum(produced.values()) / (time.perf_counter() - t0)
 
 
 def openvino_rate(gguf: Path, tokens: int) -> Callable[[], float]:
@@ -146,6 +188,59 @@ def api_rates(url: str, token: str, clients: int, tokens: int) -> float:
     return asyncio.run(run())
 
 
+def staggered(url: str, token: str, clients: int, gap_s: float, tokens: int) -> tuple[float, float]:
+    """Clients starting `gap_s` apart, each streaming `tokens` tokens: (mean time to first token, total time)."""
+    import openai
+
+    async def one(api: Any, i: int) -> float:
+        await asyncio.sleep(i * gap_s)
+        t0 = time.perf_counter()
+        first = 0.0
+        stream = await api.chat.completions.create(
+            model="demo/SmolLM2-135M-Instruct", max_tokens=tokens, temperature=0, stream=True,
+            messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}])
+        async for chunk in stream:
+            if not first and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter() - t0
+        return first
+
+    async def run() -> tuple[float, float]:
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0) as api:
+            t0 = time.perf_counter()
+            firsts = await asyncio.gather(*[one(api, i) for i in range(clients)])
+            return statistics.mean(firsts), time.perf_counter() - t0
+
+    return asyncio.run(run())
+
+
+class ModelServer:
+    """`commons serve-model demo/SmolLM2-135M-Instruct` in its own session on a loopback port."""
+
+    def __init__(self, home: Path, engine: str, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}, "COMMONS_HOME": str(home)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "commons", "serve-model", "demo/SmolLM2-135M-Instruct",
+                                      "--port", self.url.rsplit(":", 1)[1], "--engine", engine], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True)
+        import httpx
+
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve-model --engine {engine} exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise RuntimeError(f"serve-model --engine {engine} did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
@@ -155,61 +250,57 @@ def main() -> None:
 
     from commons.cli.demo import demo_gguf
     from commons.ml.gguf_convert import convert_gguf
+    from commons.ml.gguf_export import export_gguf
+    from commons.serving.llamacpp_engine import LlamaCppEngine
     from commons.serving.onnx_engine import OnnxGenaiEngine
     from commons.serving.transformers_engine import TransformersEngine
 
     work = Path(tempfile.mkdtemp(prefix="commons-bench-serve-"))
-    server: subprocess.Popen[bytes] | None = None
+    servers: list[ModelServer] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         print("converting the demo GGUF ...", file=sys.stderr)
         gguf = demo_gguf()
         model_dir = work / "model"
         convert_gguf(gguf, model_dir)
-        engines: dict[str, Any] = {
+        q8 = export_gguf(model_dir, work / "demo-Q8_0.gguf", "Q8_0").path
+        batched: dict[str, Any] = {
             "transformers fp32": TransformersEngine(model_dir, dtype="float32"),
             "transformers bf16": TransformersEngine(model_dir, dtype="bfloat16"),
             "onnxruntime-genai int4": OnnxGenaiEngine(model_dir, work / "onnx", "int4"),
-            "onnxruntime-genai fp32": OnnxGenaiEngine(model_dir, work / "onnx", "fp32"),
         }
-        runs: dict[str, Callable[[], float]] = {}
-        for name, engine in engines.items():
-            for batch in (1, 4):
-                runs[f"{name}, batch {batch}"] = lambda e=engine, b=batch: direct_rate(e, b, args.tokens)
+        continuous: dict[str, Any] = {
+            "llama.cpp engine, GGUF Q4_1": LlamaCppEngine(gguf, max_batch=8, context=1024),
+            "llama.cpp engine, our Q8_0": LlamaCppEngine(q8, max_batch=8, context=1024),
+        }
+        runs: dict[str, Callable[[], float]] = {"transformers fp32, batch 1": lambda: direct_rate(
+            batched["transformers fp32"], 1, args.tokens)}
+        runs["transformers bf16, batch 1"] = lambda: direct_rate(batched["transformers bf16"], 1, args.tokens)
+        for batch in (1, 8):
+            runs[f"onnxruntime-genai int4, batch {batch}"] = lambda b=batch: direct_rate(
+                batched["onnxruntime-genai int4"], b, args.tokens)
+            for name, engine in continuous.items():
+                runs[f"{name}, batch {batch}"] = lambda e=engine, b=batch: continuous_rate(e, b, args.tokens)
+        runs["llama-cpp-python Llama.generate, GGUF Q4_1, batch 1"] = llamacpp_rate(gguf, args.tokens)
+        runs["llama-cpp-python Llama.generate, our Q8_0, batch 1"] = llamacpp_rate(q8, args.tokens)
         try:
             runs["openvino-genai GGUF Q4_1, batch 1"] = openvino_rate(gguf, args.tokens)
         except Exception as exc:  # a missing or failing candidate is reported, not fatal
             print(f"openvino-genai: not measured ({exc})", file=sys.stderr)
-        try:
-            runs["llama.cpp GGUF Q4_1, batch 1"] = llamacpp_rate(gguf, args.tokens)
-        except ImportError:
-            print("llama.cpp: not measured (llama_cpp is not installed)", file=sys.stderr)
 
-        token = url = ""
+        token = ""
+        staggers: dict[str, list[tuple[float, float]]] = defaultdict(list)
         if not args.skip_api:
             token = hub_with_demo(work / "home", model_dir)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")},
-                   "COMMONS_HOME": str(work / "home")}
-            server = subprocess.Popen([sys.executable, "-m", "commons", "serve-model", "demo/SmolLM2-135M-Instruct",
-                                       "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                      stderr=(work / "server.log").open("wb"), start_new_session=True)
-            import httpx
-
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
+            auto = ModelServer(work / "home", "auto", work / "auto.log")
+            servers.append(auto)
+            onnx = ModelServer(work / "home", "onnx", work / "onnx.log")
+            servers.append(onnx)
             for clients in (1, 4, 8):
                 runs[f"API (serve-model, auto engine), {clients} client(s)"] = \
-                    lambda c=clients: api_rates(url, token, c, args.tokens)
-            for batch in (1, 4, 8):
-                runs[f"same engine direct, end to end, batch {batch}"] = \
-                    lambda b=batch: _end_to_end(engines["onnxruntime-genai int4"], b, args.tokens)
+                    lambda c=clients: api_rates(auto.url, token, c, args.tokens)
+                runs[f"same engine direct, end to end, batch {clients}"] = \
+                    lambda b=clients: continuous_end_to_end(continuous["llama.cpp engine, our Q8_0"], b, args.tokens)
 
         results: dict[str, list[float]] = defaultdict(list)
         # Warm-up: the first call of each row pays for lazy initialisation (kernels, caches, connections).
@@ -219,53 +310,39 @@ def main() -> None:
             for name, run in runs.items():
                 results[name].append(run())
                 print(f"rep {rep}: {name}: {results[name][-1]:.1f} tok/s", file=sys.stderr)
+            for label, server in (("llama.cpp, continuous", servers[0] if servers else None),
+                                  ("onnxruntime-genai, static batches", servers[1] if servers else None)):
+                if server is not None:
+                    staggers[label].append(staggered(server.url, token, 8, 0.15, args.tokens))
+                    print(f"rep {rep}: staggered {label}: {staggers[label][-1]}", file=sys.stderr)
         bw = bandwidth_gbs()
-        report(results, bw, work)
+        report(results, staggers, bw, work, gguf, q8)
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _end_to_end(engine: Any, batch: int, tokens: int) -> float:
-    """Completion tokens/s of one batch, prefill included (what the API rows measure)."""
-    from commons.serving.engine import SamplingParams
-
-    prompts = [engine.chat_prompt([{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]) for i in range(batch)]
-    produced = [0] * batch
-    eos = engine.eos_ids
-
-    def on_step(step: list[int]) -> list[bool]:
-        done = []
-        for i, t in enumerate(step):
-            if produced[i] >= 0 and (t in eos or produced[i] >= tokens):
-                produced[i] = -produced[i] - 1 if produced[i] >= 0 else produced[i]
-            elif produced[i] >= 0:
-                produced[i] += 1
-            done.append(produced[i] < 0)
-        return done
-
-    t0 = time.perf_counter()
-    engine.generate_batch(prompts, [SamplingParams(max_tokens=tokens, temperature=0)] * batch, on_step)
-    total = sum(-p - 1 if p < 0 else p for p in produced)
-    return total / (time.perf_counter() - t0)
-
-
-def report(results: dict[str, list[float]], bw: float, work: Path) -> None:
+def report(results: dict[str, list[float]], staggers: dict[str, list[tuple[float, float]]], bw: float,
+           work: Path, q41: Path, q8: Path) -> None:
     med = {name: statistics.median(v) for name, v in results.items()}
     anchor = med["transformers fp32, batch 1"]
     print(f"\n{'row':58} {'tok/s':>8} {'x tf fp32 b1':>13}")
     for name, value in med.items():
         print(f"{name:58} {value:8.1f} {value / anchor:13.2f}")
-    onnx_bytes = sum(f.stat().st_size for f in (work / "onnx").rglob("*int4/model.onnx*"))
-    fp32_bytes = sum(f.stat().st_size for f in (work / "model").glob("*.safetensors"))
     print(f"\nread bandwidth (numpy, 1 thread): {bw:.1f} GB/s")
-    if onnx_bytes:
-        print(f"ceiling int4 ({onnx_bytes / 1e6:.0f} MB/token): {bw * 1e9 / onnx_bytes:.0f} tok/s; "
-              f"onnx int4 batch 1 reaches {med['onnxruntime-genai int4, batch 1'] / (bw * 1e9 / onnx_bytes):.0%}")
-    print(f"ceiling fp32 ({fp32_bytes / 1e6:.0f} MB/token): {bw * 1e9 / fp32_bytes:.0f} tok/s; "
-          f"transformers fp32 batch 1 reaches {anchor / (bw * 1e9 / fp32_bytes):.0%}")
+    sizes = {"onnxruntime-genai int4": sum(f.stat().st_size for f in (work / "onnx").rglob("*int4/model.onnx*")),
+             "llama.cpp engine, GGUF Q4_1": q41.stat().st_size, "llama.cpp engine, our Q8_0": q8.stat().st_size,
+             "transformers fp32": sum(f.stat().st_size for f in (work / "model").glob("*.safetensors"))}
+    for name, size in sizes.items():
+        ceiling = bw * 1e9 / size
+        print(f"ceiling {name} ({size / 1e6:.0f} MB/token): {ceiling:.0f} tok/s; batch 1 reaches "
+              f"{med[f'{name}, batch 1'] / ceiling:.0%}")
+    for name in ("onnxruntime-genai int4", "llama.cpp engine, GGUF Q4_1", "llama.cpp engine, our Q8_0"):
+        print(f"{name}: batch 8 / batch 1 = {med[f'{name}, batch 8'] / med[f'{name}, batch 1']:.2f}x")
+    for label, own in (("GGUF Q4_1", "llama.cpp engine, GGUF Q4_1"), ("our Q8_0", "llama.cpp engine, our Q8_0")):
+        ref = med[f"llama-cpp-python Llama.generate, {label}, batch 1"]
+        print(f"{own} batch 1 / llama-cpp-python's own loop: {med[f'{own}, batch 1'] / ref:.2f}")
     for clients in (1, 4, 8):
         api = med.get(f"API (serve-model, auto engine), {clients} client(s)")
         direct = med.get(f"same engine direct, end to end, batch {clients}")
@@ -276,6 +353,11 @@ def report(results: dict[str, list[float]], bw: float, work: Path) -> None:
         many = med.get(f"API (serve-model, auto engine), {clients} client(s)")
         if one and many:
             print(f"{clients} clients / 1 client through the API: {many / one:.2f}x")
+    for label, values in staggers.items():
+        ttft = statistics.median(v[0] for v in values)
+        total = statistics.median(v[1] for v in values)
+        print(f"8 clients 150 ms apart, {label}: mean time to first token {ttft * 1000:.0f} ms, "
+              f"all done in {total:.1f} s")
 
 
 if __name__ == "__main__":
