@@ -204,6 +204,10 @@ class LlamaCppEngine:
 
     # --- continuous batching -------------------------------------------------------------------
 
+    @property
+    def free_slots(self) -> int:
+        return len(self._free)
+
     def admit(self, prompt: list[int], params: SamplingParams) -> int:
         """Give the request a slot; its prompt is prefilled from the next `step` on."""
         if not self._free:

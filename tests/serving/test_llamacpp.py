@@ -222,3 +222,24 @@ def test_checkpoint_exported_once_and_served(serving_hub: ServingHub, tiny: tupl
         server.stop()
     cached = list((serving_hub.home / "serving" / "gguf").glob("*-F16.gguf"))
     assert len(cached) == 1  # the export is kept for the next start
+
+
+def test_a_request_that_goes_away_frees_its_slot(engine: LlamaCppEngine) -> None:
+    """A client that disconnects mid-stream (its event iterator closed) loses its slot at the next step,
+    so abandoned requests cannot exhaust the slots."""
+    batcher = Batcher(engine)
+
+    async def leave_early() -> None:
+        events = batcher.submit(engine.encode(PROMPTS[3]), SamplingParams(max_tokens=100, temperature=0)).events()
+        assert isinstance(await anext(events), Delta)
+        await events.aclose()
+
+    try:
+        for _ in range(engine.max_batch + 2):  # more abandoned requests than there are slots
+            asyncio.run(leave_early())
+        text, end = asyncio.run(_collect_one(batcher, engine.encode(PROMPTS[0]), SamplingParams(max_tokens=4,
+                                                                                                temperature=0)))
+        assert end.completion_tokens == 4 and text
+    finally:
+        batcher.close()
+    assert engine.free_slots == engine.max_batch
