@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+PAUSE_S = 1.0
 PROMPT = "Write a long story about a dragon who learns to read."
 PROMPTS = [PROMPT, "Explain how a bicycle works, step by step.", "List the planets and describe each one.",
            "Tell me about the history of Rome."]
@@ -308,8 +309,13 @@ def main() -> None:
             run()
         for rep in range(args.reps):
             for name, run in runs.items():
+                # A pause first: thread pools of the previous row (OpenMP in torch, ONNX Runtime's,
+                # ggml's) spin for a while after their last work, and llama.cpp's spinning barriers
+                # collapse when they share the cores with spinning threads (see README, Serving).
+                time.sleep(PAUSE_S)
                 results[name].append(run())
                 print(f"rep {rep}: {name}: {results[name][-1]:.1f} tok/s", file=sys.stderr)
+            time.sleep(PAUSE_S)
             for label, server in (("llama.cpp, continuous", servers[0] if servers else None),
                                   ("onnxruntime-genai, static batches", servers[1] if servers else None)):
                 if server is not None:

@@ -22,6 +22,7 @@ def serve_model(
     gguf_type: str = typer.Option("", help="llamacpp engine: which of the repo's GGUF files (e.g. Q4_K_M), or the "
                                            "type a checkpoint is exported to (Q8_0 by default, Q4_0, F16)."),
     context: int = typer.Option(2048, min=16, help="llamacpp engine: tokens of context per request."),
+    threads: int = typer.Option(0, min=0, help="llamacpp engine: decoding threads (0: every core)."),
     max_batch: int = typer.Option(8, min=1, help="Most requests decoded together."),
     anonymous: bool = typer.Option(False, help="Let requests without a token in (public repos only)."),
 ) -> None:
@@ -43,7 +44,7 @@ def serve_model(
                + (f" (adapter on {files.base})" if files.base else ""), err=True)
     loaded = load_engine(chosen, files.model_dir, files.adapter_dir, settings.home / "serving",
                          EngineOptions(dtype=dtype, precision=precision, gguf_type=gguf_type or None,
-                                       context=context, max_batch=max_batch))
+                                       context=context, threads=threads or None, max_batch=max_batch))
     batcher = Batcher(loaded)
     served = Served(model=files.repo_id, repo_id=files.repo_id, commit=files.commit,
                     owner=files.repo_id.split("/")[0], created=int(time.time()))

@@ -22,6 +22,7 @@ class EngineOptions:
     precision: str = "int4"  # onnx
     gguf_type: str | None = None  # llamacpp: which of the repo's GGUF files, or the type to export to
     context: int = 2048  # llamacpp: tokens of context per request
+    threads: int | None = None  # llamacpp: decoding threads (None: every core this process may use)
     max_batch: int = 8
 
 
@@ -63,7 +64,7 @@ def load_engine(name: str, model_dir: Path, adapter_dir: Path | None, cache_dir:
         if (why := llamacpp_engine.available()) is not None:
             raise ValueError(why)
         path = llamacpp_engine.model_file(model_dir, cache_dir / "gguf", options.gguf_type)
-        return llamacpp_engine.LlamaCppEngine(path, options.max_batch, options.context)
+        return llamacpp_engine.LlamaCppEngine(path, options.max_batch, options.context, options.threads)
     if name == "onnx":
         if adapter_dir is not None:
             # The builder can fold an adapter in, but only from a local peft checkpoint of its own layout.

@@ -52,7 +52,7 @@ def _submit(services: Services, spec: dict[str, Any]) -> int:
 
 @pytest.fixture(scope="module")
 def quantized(hub: HubServer) -> Iterator[Quantized]:
-    from tests.ml.test_gguf_export import tiny_bpe_llama
+    from tests.ml.tiny_bpe import tiny_bpe_llama
 
     root = new_home("commons-quantize-")
     suffix = uuid.uuid4().hex[:8]

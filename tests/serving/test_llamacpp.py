@@ -22,7 +22,7 @@ openai = pytest.importorskip("openai")
 
 from commons.ml.gguf_export import export_gguf  # noqa: E402
 from commons.serving.llamacpp_engine import LlamaCppEngine  # noqa: E402
-from tests.ml.test_gguf_export import tiny_bpe_llama  # noqa: E402
+from tests.ml.tiny_bpe import tiny_bpe_llama  # noqa: E402
 
 PROMPTS = ["The capital of Italy is Rome. Open weights for everyone: the capital of France is",
            "def add(a, b):\n    return a + b  # the hub keeps models, datasets and",
