@@ -234,8 +234,8 @@ class LlamaCppEngine:
     def step(self) -> dict[int, int]:
         """One `llama_decode` over every live slot; returns the new token of each slot that produced one.
 
-        Decoding slots go first (one token each), then prompt chunks up to `step_tokens` in all; a slot
-        still prefilling produces no token until its last prompt chunk has been decoded.
+        A decoding slot adds one token; a slot still prefilling adds its next prompt chunk (up to
+        `step_tokens` prompt tokens in all) and produces no token until its last chunk is decoded.
         """
         batch = self._batch
         n = 0
@@ -252,12 +252,13 @@ class LlamaCppEngine:
                 sample_at[slot] = n
             n += 1
 
-        for slot, state in self._slots.items():
-            if not state.pending and state.last is not None:
-                put(state.last, state.pos, slot, True)
+        # Rows in slot order, each slot's tokens together: llama.cpp decodes a batch whose sequence
+        # ids come out of order far slower (measured: batch 8 at batch-1 speed).
         budget = self.step_tokens
-        for slot, state in self._slots.items():
-            if not state.pending or budget == 0:
+        for slot, state in sorted(self._slots.items()):
+            if not state.pending:
+                if state.last is not None:
+                    put(state.last, state.pos, slot, True)
                 continue
             take = state.pending[:budget]
             del state.pending[:len(take)]
