@@ -3,9 +3,9 @@
 Rows, all measured in this run, interleaved rep by rep (medians printed):
 - every engine called directly (greedy, EOS ignored): transformers fp32 (the anchor) and bf16,
   ONNX Runtime GenAI int4, OpenVINO GenAI on the demo's Q4_1 GGUF, and our llama.cpp engine
-  (continuous batching) on the demo's Q4_1 GGUF and on our Q8_0 export, at batch 1 and 8; plus
+  (continuous batching) on the demo's Q4_1 GGUF and on our Q8_0 and F16 exports, at batch 1 and 8; plus
   llama-cpp-python's own `Llama.generate` on the same files (llama.cpp at the same precision);
-- `commons serve-model` (engine `auto`: llama.cpp on our Q8_0 export) through the official `openai`
+- `commons serve-model` (engine `auto`: llama.cpp on our F16 export) through the official `openai`
   client: 1, 4 and 8 concurrent clients (aggregate completion tokens/s, end to end), against the same
   engine driven directly with the same batch (API overhead);
 - staggered arrivals: 8 clients starting 150 ms apart, time to first token and total time, for
@@ -273,6 +273,7 @@ def main() -> None:
         model_dir = work / "model"
         convert_gguf(gguf, model_dir)
         q8 = export_gguf(model_dir, work / "demo-Q8_0.gguf", "Q8_0").path
+        f16 = export_gguf(model_dir, work / "demo-F16.gguf", "F16").path
         batched: dict[str, Any] = {
             "transformers fp32": TransformersEngine(model_dir, dtype="float32"),
             "transformers bf16": TransformersEngine(model_dir, dtype="bfloat16"),
@@ -281,6 +282,7 @@ def main() -> None:
         continuous: dict[str, Any] = {
             "llama.cpp engine, GGUF Q4_1": LlamaCppEngine(gguf, max_batch=8, context=1024),
             "llama.cpp engine, our Q8_0": LlamaCppEngine(q8, max_batch=8, context=1024),
+            "llama.cpp engine, our F16": LlamaCppEngine(f16, max_batch=8, context=1024),
         }
         runs: dict[str, Callable[[], float]] = {"transformers fp32, batch 1": lambda: direct_rate(
             batched["transformers fp32"], 1, args.tokens)}
@@ -292,6 +294,7 @@ def main() -> None:
                 runs[f"{name}, batch {batch}"] = lambda e=engine, b=batch: continuous_rate(e, b, args.tokens)
         runs["llama-cpp-python Llama.generate, GGUF Q4_1, batch 1"] = llamacpp_rate(gguf, args.tokens)
         runs["llama-cpp-python Llama.generate, our Q8_0, batch 1"] = llamacpp_rate(q8, args.tokens)
+        runs["llama-cpp-python Llama.generate, our F16, batch 1"] = llamacpp_rate(f16, args.tokens)
         try:
             runs["openvino-genai GGUF Q4_1, batch 1"] = openvino_rate(gguf, args.tokens)
         except Exception as exc:  # a missing or failing candidate is reported, not fatal
@@ -309,7 +312,7 @@ def main() -> None:
                 runs[f"API (serve-model, auto engine), {clients} client(s)"] = \
                     lambda c=clients: api_rates(auto.url, token, c, args.tokens)
                 runs[f"same engine direct, end to end, batch {clients}"] = \
-                    lambda b=clients: continuous_end_to_end(continuous["llama.cpp engine, our Q8_0"], b, args.tokens)
+                    lambda b=clients: continuous_end_to_end(continuous["llama.cpp engine, our F16"], b, args.tokens)
 
         results: dict[str, list[float]] = defaultdict(list)
         # Warm-up: the first call of each row pays for lazy initialisation (kernels, caches, connections).
@@ -330,7 +333,7 @@ def main() -> None:
                     staggers[label].append(staggered(server.url, token, 8, 0.15, args.tokens))
                     print(f"rep {rep}: staggered {label}: {staggers[label][-1]}", file=sys.stderr)
         bw = bandwidth_gbs()
-        report(results, staggers, bw, work, gguf, q8)
+        report(results, staggers, bw, work, {"GGUF Q4_1": gguf, "our Q8_0": q8, "our F16": f16})
     finally:
         for server in servers:
             server.stop()
@@ -338,7 +341,7 @@ def main() -> None:
 
 
 def report(results: dict[str, list[float]], staggers: dict[str, list[tuple[float, float]]], bw: float,
-           work: Path, q41: Path, q8: Path) -> None:
+           work: Path, files: dict[str, Path]) -> None:
     med = {name: statistics.median(v) for name, v in results.items()}
     anchor = med["transformers fp32, batch 1"]
     print(f"\n{'row':58} {'tok/s':>8} {'x tf fp32 b1':>13}")
@@ -346,15 +349,16 @@ def report(results: dict[str, list[float]], staggers: dict[str, list[tuple[float
         print(f"{name:58} {value:8.1f} {value / anchor:13.2f}")
     print(f"\nread bandwidth (numpy, one thread per core): {bw:.1f} GB/s")
     sizes = {"onnxruntime-genai int4": sum(f.stat().st_size for f in (work / "onnx").rglob("*int4/model.onnx*")),
-             "llama.cpp engine, GGUF Q4_1": q41.stat().st_size, "llama.cpp engine, our Q8_0": q8.stat().st_size,
+             **{f"llama.cpp engine, {label}": path.stat().st_size for label, path in files.items()},
              "transformers fp32": sum(f.stat().st_size for f in (work / "model").glob("*.safetensors"))}
     for name, size in sizes.items():
         ceiling = bw * 1e9 / size
         print(f"ceiling {name} ({size / 1e6:.0f} MB/token): {ceiling:.0f} tok/s; batch 1 reaches "
               f"{med[f'{name}, batch 1'] / ceiling:.0%}")
-    for name in ("onnxruntime-genai int4", "llama.cpp engine, GGUF Q4_1", "llama.cpp engine, our Q8_0"):
+    for name in ("onnxruntime-genai int4", *(f"llama.cpp engine, {label}" for label in files)):
         print(f"{name}: batch 8 / batch 1 = {med[f'{name}, batch 8'] / med[f'{name}, batch 1']:.2f}x")
-    for label, own in (("GGUF Q4_1", "llama.cpp engine, GGUF Q4_1"), ("our Q8_0", "llama.cpp engine, our Q8_0")):
+    for label in files:
+        own = f"llama.cpp engine, {label}"
         ref = med[f"llama-cpp-python Llama.generate, {label}, batch 1"]
         print(f"{own} batch 1 / llama-cpp-python's own loop: {med[f'{own}, batch 1'] / ref:.2f}")
     for clients in (1, 4, 8):

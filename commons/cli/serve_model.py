@@ -20,7 +20,7 @@ def serve_model(
     dtype: str = typer.Option("float32", help="transformers engine: float32 or bfloat16."),
     precision: str = typer.Option("int4", help="onnx engine: int4 (block-wise, 32) or fp32."),
     gguf_type: str = typer.Option("", help="llamacpp engine: which of the repo's GGUF files (e.g. Q4_K_M), or the "
-                                           "type a checkpoint is exported to (Q8_0 by default, Q4_0, F16)."),
+                                           "type a checkpoint is exported to (F16 by default, Q8_0, Q4_0)."),
     context: int = typer.Option(2048, min=16, help="llamacpp engine: tokens of context per request."),
     threads: int = typer.Option(0, min=0, help="llamacpp engine: decoding threads (0: every core)."),
     max_batch: int = typer.Option(8, min=1, help="Most requests decoded together."),

@@ -25,10 +25,12 @@ from typing import Any
 
 from commons.serving.engine import SamplingParams
 
-# Types our exporter writes (commons.ml.gguf_export); Q8_0 is the default: on the demo model it costs
-# +0.1 % perplexity where Q4_0 costs +27 % (docs/quantization.md).
-EXPORT_TYPES = ("Q8_0", "Q4_0", "F16")
-DEFAULT_TYPE = "Q8_0"
+# Types our exporter writes (commons.ml.gguf_export). A checkpoint is served as it is, F16 by default
+# (llama.cpp's logits within 0.01 std of float32); quantizing is the user's choice (`--gguf-type`, or a
+# quantize job's repo): llama.cpp's Q8_0 kernels, which also round activations to 8 bits, turn the
+# demo's near-tie first token for "What is the capital of France?" from "The" to "L'Étoile, ...".
+EXPORT_TYPES = ("F16", "Q8_0", "Q4_0")
+DEFAULT_TYPE = "F16"
 # Prompt tokens one step may take (all slots together): long prompts are prefilled over several steps,
 # so decoding rows keep getting a token every step.
 STEP_TOKENS = 512
