@@ -38,12 +38,12 @@ def choose(requested: str, model_dir: Path, adapter_dir: Path | None) -> str:
 
     if available() is None:
         return "vllm"
-    has_gguf = llamacpp_engine.pick_gguf_any(model_dir)
-    if has_gguf and not (model_dir / "config.json").exists():
+    gguf = llamacpp_engine.has_gguf(model_dir)
+    if gguf and not (model_dir / "config.json").exists():
         return "llamacpp"  # a GGUF-only repo: nothing else here reads it
     architectures = set(json.loads((model_dir / "config.json").read_text()).get("architectures") or [])
     if adapter_dir is None and llamacpp_engine.available() is None and \
-            (has_gguf or "LlamaForCausalLM" in architectures):
+            (gguf or "LlamaForCausalLM" in architectures):
         return "llamacpp"
     if adapter_dir is None and find_spec("onnxruntime_genai") is not None and architectures & ONNX_ARCHITECTURES:
         return "onnx"

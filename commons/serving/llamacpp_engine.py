@@ -16,7 +16,6 @@ chat template in the file's metadata, so a GGUF-only repo serves as well as a tr
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import random
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from commons.serving.engine import SamplingParams
+from commons.serving.exports import source_key
 
 # Types our exporter writes (commons.ml.gguf_export). A checkpoint is served as it is, F16 by default
 # (llama.cpp's logits within 0.01 std of float32); quantizing is the user's choice (`--gguf-type`, or a
@@ -45,7 +45,7 @@ def available() -> str | None:
     return None
 
 
-def pick_gguf_any(model_dir: Path) -> bool:
+def has_gguf(model_dir: Path) -> bool:
     """Whether the repo holds a GGUF at its root."""
     return any(model_dir.glob("*.gguf"))
 
@@ -53,29 +53,17 @@ def pick_gguf_any(model_dir: Path) -> bool:
 def pick_gguf(model_dir: Path, wanted: str | None) -> Path | None:
     """The repo's own GGUF to serve: the one whose name ends with `-<wanted>.gguf`, or the only one.
 
-    None when the repo has no GGUF. Raises ValueError when the choice is ambiguous or `wanted` is absent.
+    None when the repo has none (of type `wanted`). Raises ValueError when several could be meant.
     """
     files = sorted(model_dir.glob("*.gguf"))
+    if wanted:
+        return next((f for f in files if f.stem.lower().endswith(wanted.lower())), None)
     if not files:
         return None
-    if wanted:
-        match = [f for f in files if f.stem.lower().endswith(wanted.lower())]
-        if not match:
-            raise ValueError(f"no GGUF of type {wanted} in the repo; it has {', '.join(f.name for f in files)}")
-        return match[0]
     if len(files) > 1:
         raise ValueError(f"the repo has several GGUF files ({', '.join(f.name for f in files)}): "
                          "choose one with --gguf-type")
     return files[0]
-
-
-def _source_key(model_dir: Path, file_type: str) -> str:
-    digest = hashlib.sha256(f"{file_type}\n".encode())
-    for path in sorted(model_dir.iterdir()):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.name} {stat.st_size} {int(stat.st_mtime)}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def model_file(model_dir: Path, cache_dir: Path, file_type: str | None) -> Path:
@@ -83,12 +71,15 @@ def model_file(model_dir: Path, cache_dir: Path, file_type: str | None) -> Path:
     own = pick_gguf(model_dir, file_type)
     if own is not None:
         return own
+    if not (model_dir / "config.json").exists():
+        files = ", ".join(f.name for f in sorted(model_dir.glob("*.gguf")))
+        raise ValueError(f"no GGUF of type {file_type} in the repo (it has {files}) and no checkpoint to export")
     wanted = file_type or DEFAULT_TYPE
     if wanted not in EXPORT_TYPES:
         raise ValueError(f"a checkpoint is exported to GGUF as one of {', '.join(EXPORT_TYPES)}, not {wanted}")
     from commons.ml.gguf_export import export_gguf
 
-    target = cache_dir / f"{model_dir.name}-{_source_key(model_dir, wanted)}-{wanted}.gguf"
+    target = cache_dir / f"{model_dir.name}-{source_key(model_dir, wanted)}-{wanted}.gguf"
     if not target.exists():
         export_gguf(model_dir, target, wanted)  # atomic: the file appears whole or not at all
     return target

@@ -10,7 +10,6 @@ its search options are per generator, so only requests with the same sampling sh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,28 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from commons.serving.engine import SamplingParams, StepCallback
+from commons.serving.exports import source_key
 from commons.serving.hftext import HfTokenizerText
 
 PRECISIONS = ("int4", "fp32")
 
 
-def _source_key(model_dir: Path, precision: str) -> str:
-    """Names the export by what it was made from: config and weights' sizes and mtimes, precision, library."""
-    import onnxruntime_genai as og
-
-    digest = hashlib.sha256(f"{precision}\n{og.__version__}\n".encode())
-    for path in sorted(model_dir.iterdir()):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.name} {stat.st_size} {int(stat.st_mtime)}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 def export(model_dir: Path, cache_dir: Path, precision: str) -> Path:
     """The ONNX export of `model_dir` at `precision`, built into the cache when missing (atomically)."""
+    import onnxruntime_genai as og
+
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    target = cache_dir / f"{model_dir.name}-{_source_key(model_dir, precision)}-{precision}"
+    target = cache_dir / f"{model_dir.name}-{source_key(model_dir, precision, og.__version__)}-{precision}"
     if (target / "genai_config.json").exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
