@@ -21,9 +21,10 @@ import importlib
 import importlib.util
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from commons.ml.gguf_export import ExportReport
 
 __all__ = ["K_QUANTS", "LLAMA_CPP_TYPES", "PACKAGE", "LlamaCppQuantizeError", "available", "quantize", "tensor_types"]
 
@@ -44,21 +45,13 @@ class LlamaCppQuantizeError(RuntimeError):
     """llama.cpp refused or failed to quantize; the message carries its last log lines."""
 
 
-@dataclass(frozen=True)
-class QuantizeReport:
-    path: Path
-    file_type: str
-    size: int
-    tensor_types: dict[str, int]  # e.g. {"Q5_0": 150, "Q8_0": 31, "F32": 61}
-
-
 def available() -> bool:
     """Whether llama-cpp-python is installed (found, not imported)."""
     return importlib.util.find_spec("llama_cpp") is not None
 
 
 def quantize(source: Path, out_path: Path, file_type: str, *, pure: bool = False,
-             threads: int | None = None) -> QuantizeReport:
+             threads: int | None = None) -> ExportReport:
     """llama.cpp quantizes the F32/F16 GGUF `source` to `file_type`, written atomically at `out_path`.
 
     `pure` makes every 2-D tensor the file type's base type (no per-tensor mix, no Q6_K output):
@@ -101,7 +94,7 @@ def quantize(source: Path, out_path: Path, file_type: str, *, pure: bool = False
         raise
     finally:
         llama_cpp.llama_log_set(importlib.import_module("llama_cpp._logger").llama_log_callback, ctypes.c_void_p(0))
-    return QuantizeReport(out_path, file_type, out_path.stat().st_size, tensor_types(out_path))
+    return ExportReport(out_path, file_type, out_path.stat().st_size, tensor_types(out_path))
 
 
 def tensor_types(path: Path) -> dict[str, int]:
