@@ -94,7 +94,10 @@ class _Row:
     done: bool = False
 
     def send(self, event: Event) -> None:
-        self.request.loop.call_soon_threadsafe(self.request.queue.put_nowait, event)
+        try:
+            self.request.loop.call_soon_threadsafe(self.request.queue.put_nowait, event)
+        except RuntimeError:  # the requester's event loop is closed: nobody is listening any more
+            self.request.cancelled = True
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -250,7 +253,12 @@ class Batcher:
                 self.stats.sizes[len(tokens)] += 1
                 self.stats.max_batch = max(self.stats.max_batch, len(tokens))
             for slot, token in tokens.items():
-                self._take(live[slot], token)
+                try:
+                    self._take(live[slot], token)
+                except Exception as exc:  # e.g. a decoding error: that request fails, the others go on
+                    log.exception("request failed")
+                    live[slot].done = True
+                    live[slot].send(Failed(f"generation failed: {exc}"))
             for slot in [s for s, row in live.items() if row.done or row.request.cancelled]:
                 engine.release(slot)
                 del live[slot]
