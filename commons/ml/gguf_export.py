@@ -81,6 +81,14 @@ class ExportReport:
     tensor_types: dict[str, int]  # e.g. {"Q4_0": 210, "Q8_0": 1, "F32": 61}
 
 
+def check_exportable(model_dir: Path) -> None:
+    """Raise GgufExportError when `model_dir`'s architecture or tokenizer cannot be written, before any
+    weight is read."""
+    config = _read_json(model_dir / "config.json")
+    _check_architecture(config)
+    _read_tokenizer(model_dir, int(config["vocab_size"]))
+
+
 def export_gguf(model_dir: Path, out_path: Path, file_type: str, name: str | None = None,
                 progress: Progress | None = None, source_repo: str | None = None) -> ExportReport:
     """Write `model_dir` (config.json, *.safetensors, tokenizer.json) as a `file_type` GGUF at `out_path`.

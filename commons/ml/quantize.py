@@ -177,12 +177,10 @@ def _check_source(base_dir: Path, spec: QuantizeSpec) -> Any:
 
 def _check_gguf_exportable(base_dir: Path, repo_id: str) -> None:
     """Architecture and tokenizer problems surface before any weight is read."""
-    from commons.ml.gguf_export import GgufExportError, _check_architecture, _read_json, _read_tokenizer
+    from commons.ml.gguf_export import GgufExportError, check_exportable
 
     try:
-        config = _read_json(base_dir / "config.json")
-        _check_architecture(config)
-        _read_tokenizer(base_dir, int(config["vocab_size"]))
+        check_exportable(base_dir)
     except GgufExportError as exc:
         raise InputError(f"{repo_id} cannot be exported to GGUF: {exc} (drop the GGUF variants to make "
                          "only the torchao ones)") from None

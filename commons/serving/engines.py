@@ -43,7 +43,7 @@ def choose(requested: str, model_dir: Path, adapter_dir: Path | None) -> str:
         return "llamacpp"  # a GGUF-only repo: nothing else here reads it
     architectures = set(json.loads((model_dir / "config.json").read_text()).get("architectures") or [])
     if adapter_dir is None and llamacpp_engine.available() is None and \
-            (gguf or "LlamaForCausalLM" in architectures):
+            (gguf or ("LlamaForCausalLM" in architectures and llamacpp_engine.can_export(model_dir))):
         return "llamacpp"
     if adapter_dir is None and find_spec("onnxruntime_genai") is not None and architectures & ONNX_ARCHITECTURES:
         return "onnx"

@@ -50,6 +50,17 @@ def has_gguf(model_dir: Path) -> bool:
     return any(model_dir.glob("*.gguf"))
 
 
+def can_export(model_dir: Path) -> bool:
+    """Whether our exporter writes this checkpoint as GGUF (a Llama with a byte-level BPE tokenizer)."""
+    from commons.ml.gguf_export import GgufExportError, check_exportable
+
+    try:
+        check_exportable(model_dir)
+    except (GgufExportError, OSError, KeyError, ValueError):
+        return False
+    return True
+
+
 def pick_gguf(model_dir: Path, wanted: str | None) -> Path | None:
     """The repo's own GGUF to serve: the one whose name ends with `-<wanted>.gguf`, or the only one.
 

@@ -46,7 +46,8 @@ def unregister(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (signal 0 probes without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -64,7 +65,7 @@ def running(home: Path, repo_id: str | None = None) -> list[ServerEntry]:
             entry = ServerEntry(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
-        if not _alive(entry.pid):
+        if not alive(entry.pid):
             path.unlink(missing_ok=True)
             continue
         if repo_id is None or entry.repo_id == repo_id:

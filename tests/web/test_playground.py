@@ -73,3 +73,45 @@ def test_playground_streams_a_chat(browser: Any, hub: HubServer, passwords: None
         context.close()
     assert shown and shown == expected.choices[0].message.content
     assert updates > 3  # the user's bubble, the empty reply, then the reply growing token by token
+
+
+def test_serve_button_starts_and_stops_a_server(hub: HubServer, alice: Any, bob: Any,
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A writer starts `serve-model` from the Playground tab, chats through the hub, and stops it; a second
+    click does not start a second server; someone who may not write cannot start one."""
+    import time
+
+    pytest.importorskip("llama_cpp")
+    from commons.serving.registry import running
+    from tests.ml.tiny_bpe import tiny_bpe_llama
+
+    repo = "alice/playground-served"
+    folder = tiny_bpe_llama(tmp_path_factory.mktemp("served") / "model")
+    api = hub.api("alice")
+    api.create_repo(repo, private=True)
+    api.upload_folder(repo_id=repo, folder_path=folder, commit_message="tiny BPE model")
+    page = f"/{repo}/playground"
+    assert f"Serve {repo} at" in alice.get(page).text
+    assert bob.post(f"{page}/serve", csrf=bob.csrf()).status_code == 404  # bob cannot even see the repo
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            body = alice.get(page).text
+            if text in body:
+                return body
+            time.sleep(0.5)
+        raise AssertionError(f"{text!r} never appeared on {page}: {body[-2000:]}")
+
+    assert alice.post(f"{page}/serve").status_code == 303
+    try:
+        wait_for("Served by <code>llama.cpp</code>")
+        assert alice.post(f"{page}/serve").status_code == 303  # a second click
+        assert len(running(hub.home, repo)) == 1
+        reply = alice.http.post(f"{page}/chat", json={"messages": [{"role": "user", "content": "hello"}],
+                                                      "max_tokens": 4}, headers={"X-CSRF-Token": alice.csrf()})
+        assert reply.status_code == 200 and reply.text.rstrip().endswith("data: [DONE]")
+    finally:
+        assert alice.post(f"{page}/stop").status_code == 303
+    wait_for(f"No model server runs for {repo}")
+    assert running(hub.home, repo) == []

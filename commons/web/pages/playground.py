@@ -5,7 +5,9 @@ The hub never loads a model (it must not import torch). Model servers announce t
 the repo and proxies the chat to it, streaming the server's SSE through unchanged. The proxy sends
 who is looking as a short-lived assertion signed with the hub's secret key, and the model server
 checks that user's read access against the hub's database, exactly as it checks a token. When no
-server runs, the tab says how to start one.
+server runs, the tab says how to start one, and those who may write to the repo get a Serve button:
+the hub then starts `commons serve-model` for the repo's head commit (commons.serving.launcher) and
+the tab shows it starting until it listens; a Stop button ends it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import Any
 
 import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from commons.accounts import sessions
+from commons.api.audit import audit
 from commons.hub.repos import Need
+from commons.serving import launcher
 from commons.serving.access import VIEWER_HEADER, VIEWER_SIG_HEADER, sign_viewer
 from commons.serving.registry import ServerEntry, running
-from commons.web.deps import ServicesDep
+from commons.web.deps import ServicesDep, SignedInForm
 from commons.web.panels import Tab, register_tab
 from commons.web.reporoutes import RepoView, RepoViewDep, repo_route
 from commons.web.templating import render
@@ -47,8 +51,33 @@ def _error(status: int, message: str, code: str) -> JSONResponse:
 def playground(request: Request, view: RepoViewDep, services: ServicesDep) -> Response:
     server = _server(view, services) if view.can_read else None
     commit = view.repo.head_sha if view.can_read else None
+    home = services.settings.home
+    may_serve = view.viewer.actor is not None and view.may(Need.WRITE)
+    start = launcher.starting(home, view.repo.repo_id) if may_serve and server is None else None
+    failed = launcher.last_log(home, view.repo.repo_id) if may_serve and server is None and start is None else None
     return render(request, "pages/playground.html", view=view, repo=view.repo, tab="playground", rev="main",
-                  server=server, commit=commit, signed_in=view.viewer.actor is not None)
+                  server=server, commit=commit, signed_in=view.viewer.actor is not None, may_serve=may_serve,
+                  starting=start, last_log=failed)
+
+
+@repo_route("/playground/serve", methods=("POST",))
+def playground_serve(request: Request, view: RepoViewDep, actor: SignedInForm, services: ServicesDep) -> Response:
+    """Start a model server for the repo's head commit (writers only: it takes the machine's memory and cores)."""
+    repo = view.require(Need.WRITE)
+    if repo.head_sha is None:
+        return RedirectResponse(f"{view.base}/playground", status_code=303)
+    started = launcher.start(services.settings.home, repo.repo_id, repo.head_sha)
+    audit(request, "model.serve", f"{repo.type}:{repo.repo_id}", repo.namespace,
+          pid=started.pid if started else None, via="web")
+    return RedirectResponse(f"{view.base}/playground", status_code=303)
+
+
+@repo_route("/playground/stop", methods=("POST",))
+def playground_stop(request: Request, view: RepoViewDep, actor: SignedInForm, services: ServicesDep) -> Response:
+    repo = view.require(Need.WRITE)
+    stopped = launcher.stop(services.settings.home, repo.repo_id)
+    audit(request, "model.stop", f"{repo.type}:{repo.repo_id}", repo.namespace, stopped=stopped, via="web")
+    return RedirectResponse(f"{view.base}/playground", status_code=303)
 
 
 @repo_route("/playground/chat", methods=("POST",))
