@@ -5,8 +5,8 @@ batcher admits waiting requests into free slots, after it drops the finished one
 starts at the next step and leaves when it is done. A batch engine (transformers, ONNX Runtime
 GenAI, vLLM's offline API) runs whole batches: requests that arrive while one runs wait for the
 next, which takes every waiting request whose sampling can share a batch (the engine's `batch_key`)
-up to the engine's `max_batch`. Stop strings, `max_tokens`, EOS and incremental detokenisation are decided here, the
-same for every engine, so engines only decode.
+up to the engine's `max_batch`. Stop strings, `max_tokens`, EOS and incremental detokenisation are
+decided here, the same for every engine, so engines only decode.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ class BatchStats:
     sizes: Counter[int] = field(default_factory=Counter)
     generated_tokens: int = 0
 
+    def record(self, size: int) -> None:
+        """One engine call (a batch, or a step of a continuous engine) that decoded `size` rows."""
+        self.batches += 1
+        self.sizes[size] += 1
+        self.max_batch = max(self.max_batch, size)
+
     def as_dict(self) -> dict[str, object]:
         return {"requests": self.requests, "batches": self.batches, "max_batch": self.max_batch,
                 "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())},
@@ -98,6 +104,12 @@ class _Row:
             self.request.loop.call_soon_threadsafe(self.request.queue.put_nowait, event)
         except RuntimeError:  # the requester's event loop is closed: nobody is listening any more
             self.request.cancelled = True
+
+    def fail(self, exc: Exception) -> None:
+        """End the request with an error (once)."""
+        if not self.done:
+            self.done = True
+            self.send(Failed(f"generation failed: {exc}"))
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -173,19 +185,15 @@ class Batcher:
             rows = [_Row(r) for r in batch if not r.cancelled]
             if not rows:
                 continue
-            self.stats.batches += 1
             self.stats.requests += len(rows)
-            self.stats.sizes[len(rows)] += 1
-            self.stats.max_batch = max(self.stats.max_batch, len(rows))
+            self.stats.record(len(rows))
             try:
                 engine.generate_batch([r.request.prompt for r in rows], [r.request.params for r in rows],
                                       lambda tokens, rows=rows: self._step(rows, tokens))  # type: ignore[misc]
             except Exception as exc:
                 log.exception("generation failed")
                 for row in rows:
-                    if not row.done:
-                        row.done = True
-                        row.send(Failed(f"generation failed: {exc}"))
+                    row.fail(exc)
                 continue
             for row in rows:  # the engine stopped early (it should not): end the stream all the same
                 if not row.done:
@@ -233,8 +241,7 @@ class Batcher:
                     live[engine.admit(request.prompt, request.params)] = row
                 except Exception as exc:  # e.g. a prompt the engine refuses: that request fails alone
                     log.exception("admission failed")
-                    row.done = True
-                    row.send(Failed(f"generation failed: {exc}"))
+                    row.fail(exc)
                     continue
                 self.stats.requests += 1
             try:
@@ -242,23 +249,18 @@ class Batcher:
             except Exception as exc:
                 log.exception("generation failed")
                 for slot, row in live.items():
-                    if not row.done:
-                        row.done = True
-                        row.send(Failed(f"generation failed: {exc}"))
+                    row.fail(exc)
                     engine.release(slot)
                 live.clear()
                 continue
             if tokens:
-                self.stats.batches += 1
-                self.stats.sizes[len(tokens)] += 1
-                self.stats.max_batch = max(self.stats.max_batch, len(tokens))
+                self.stats.record(len(tokens))
             for slot, token in tokens.items():
                 try:
                     self._take(live[slot], token)
                 except Exception as exc:  # e.g. a decoding error: that request fails, the others go on
                     log.exception("request failed")
-                    live[slot].done = True
-                    live[slot].send(Failed(f"generation failed: {exc}"))
+                    live[slot].fail(exc)
             for slot in [s for s, row in live.items() if row.done or row.request.cancelled]:
                 engine.release(slot)
                 del live[slot]

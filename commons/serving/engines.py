@@ -27,12 +27,13 @@ class EngineOptions:
 
 
 def choose(requested: str, model_dir: Path, adapter_dir: Path | None) -> str:
-    """The engine `auto` stands for: vLLM on a GPU; else llama.cpp (continuous batching; measured
-    fastest on CPU with ONNX Runtime GenAI, bench/serve.py) for a GGUF repo or a Llama checkpoint;
+    """The engine `auto` stands for: vLLM on a GPU; else llama.cpp (continuous batching; chosen by
+    measurement against ONNX Runtime GenAI, bench/serve.py) for a GGUF repo or a Llama checkpoint;
     else ONNX Runtime GenAI where its builder exports the model; else transformers (any causal LM,
     any adapter)."""
     if requested != "auto":
         return requested
+    from commons.ml import gguf_llamacpp
     from commons.serving import llamacpp_engine
     from commons.serving.vllm_engine import available
 
@@ -42,7 +43,7 @@ def choose(requested: str, model_dir: Path, adapter_dir: Path | None) -> str:
     if gguf and not (model_dir / "config.json").exists():
         return "llamacpp"  # a GGUF-only repo: nothing else here reads it
     architectures = set(json.loads((model_dir / "config.json").read_text()).get("architectures") or [])
-    if adapter_dir is None and llamacpp_engine.available() is None and \
+    if adapter_dir is None and gguf_llamacpp.available() and \
             (gguf or ("LlamaForCausalLM" in architectures and llamacpp_engine.can_export(model_dir))):
         return "llamacpp"
     if adapter_dir is None and find_spec("onnxruntime_genai") is not None and architectures & ONNX_ARCHITECTURES:
@@ -59,10 +60,11 @@ def load_engine(name: str, model_dir: Path, adapter_dir: Path | None, cache_dir:
     if name == "llamacpp":
         if adapter_dir is not None:
             raise ValueError("the llamacpp engine serves base models; use --engine transformers for a LoRA adapter")
+        from commons.ml import gguf_llamacpp
         from commons.serving import llamacpp_engine
 
-        if (why := llamacpp_engine.available()) is not None:
-            raise ValueError(why)
+        if not gguf_llamacpp.available():
+            raise ValueError(f"the llamacpp engine needs {gguf_llamacpp.PACKAGE}, which is not installed")
         path = llamacpp_engine.model_file(model_dir, cache_dir / "gguf", options.gguf_type)
         return llamacpp_engine.LlamaCppEngine(path, options.max_batch, options.context, options.threads)
     if name == "onnx":

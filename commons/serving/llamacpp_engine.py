@@ -36,15 +36,6 @@ DEFAULT_TYPE = "F16"
 STEP_TOKENS = 512
 
 
-def available() -> str | None:
-    """None when llama-cpp-python can be imported, else why not."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError as exc:
-        return f"llama-cpp-python is not installed ({exc})"
-    return None
-
-
 def has_gguf(model_dir: Path) -> bool:
     """Whether the repo holds a GGUF at its root."""
     return any(model_dir.glob("*.gguf"))

@@ -19,6 +19,7 @@ from commons.accounts.actors import Actor
 from commons.hub.ids import RepoType
 from commons.jobs.inputs import materialise, resolve_commit
 from commons.services import Services
+from commons.serving.llamacpp_engine import has_gguf
 
 # Whoever runs `serve-model` owns the data directory, as for `commons import`: it reads any repo.
 OPERATOR = Actor(user_id=0, name="operator", is_admin=True, role="read", token_name="cli")
@@ -63,7 +64,7 @@ def resolve_model(services: Services, spec: str) -> ModelFiles:
     commit, folder = _materialised(services, repo_id, revision)
     adapter_config = folder / "adapter_config.json"
     if not adapter_config.exists():
-        if not (folder / "config.json").exists() and not any(folder.glob("*.gguf")):
+        if not (folder / "config.json").exists() and not has_gguf(folder):
             raise ValueError(f"{repo_id}@{commit[:12]} has no config.json, GGUF file or adapter_config.json: "
                              "not a model this server can load")
         return ModelFiles(repo_id, commit, folder, None, None)
